@@ -1,0 +1,169 @@
+// Command sample-controller keeps a Deployment for every Foo (samplecontroller.example.com/v1alpha1).
+// main.go is plumbing: flags, the connection to the API server, informer factories, and the
+// controller's lifetime. The controller itself is in controller.go.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"k8s.io/client-go/discovery/cached/memory"
+	kubeinformers "k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+
+	clientset "example.com/sample-controller/pkg/generated/clientset/versioned"
+	informers "example.com/sample-controller/pkg/generated/informers/externalversions"
+	"example.com/sample-controller/pkg/signals"
+)
+
+// options are the command-line flags.
+type options struct {
+	kubeconfig   string
+	master       string
+	namespace    string
+	workers      int
+	resyncPeriod time.Duration
+	qps          float64
+	burst        int
+}
+
+func (o *options) addFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "",
+		"Path to a kubeconfig. When empty: $KUBECONFIG, then ~/.kube/config, then the in-cluster service account.")
+	fs.StringVar(&o.master, "master", "",
+		"Address of the Kubernetes API server. Overrides the server in the kubeconfig.")
+	fs.StringVar(&o.namespace, "namespace", "",
+		"Watch Foos and Deployments in this namespace only. Empty: all namespaces.")
+	fs.IntVar(&o.workers, "workers", 4,
+		"Number of Foos synced in parallel. One Foo is never synced by two workers at once.")
+	fs.DurationVar(&o.resyncPeriod, "resync-period", 5*time.Minute,
+		"How often every Foo is re-checked from the cache even without a change. Costs no API requests for a converged Foo.")
+	fs.Float64Var(&o.qps, "kube-api-qps", 100,
+		"Sustained requests per second to the API server (client-go's default of 5 would throttle a thousand Foos).")
+	fs.IntVar(&o.burst, "kube-api-burst", 200,
+		"Requests allowed in a burst above --kube-api-qps.")
+}
+
+func (o *options) validate() error {
+	var errs []error
+	if o.workers < 1 {
+		errs = append(errs, fmt.Errorf("--workers must be at least 1, got %d", o.workers))
+	}
+	if o.resyncPeriod < 0 {
+		errs = append(errs, fmt.Errorf("--resync-period must not be negative, got %s", o.resyncPeriod))
+	}
+	if o.qps <= 0 {
+		errs = append(errs, fmt.Errorf("--kube-api-qps must be positive, got %v", o.qps))
+	}
+	if o.burst < 1 {
+		errs = append(errs, fmt.Errorf("--kube-api-burst must be at least 1, got %d", o.burst))
+	}
+	return errors.Join(errs...)
+}
+
+func main() {
+	klog.InitFlags(nil)
+	var opts options
+	opts.addFlags(flag.CommandLine)
+	flag.Parse()
+	if err := opts.validate(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+
+	// The first SIGINT/SIGTERM cancels ctx and starts a graceful shutdown; a second exits at once.
+	ctx := signals.SetupSignalHandler()
+	logger := klog.FromContext(ctx)
+	if err := run(ctx, opts); err != nil {
+		logger.Error(err, "sample-controller failed")
+		klog.FlushAndExit(klog.ExitFlushTimeout, 1)
+	}
+	logger.Info("sample-controller stopped")
+	klog.Flush()
+}
+
+// restConfig finds the API server the way kubectl does: --kubeconfig, then $KUBECONFIG, then
+// ~/.kube/config, and, when none of these exists, the in-cluster service account.
+func restConfig(o options) (*rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = o.kubeconfig
+	overrides := &clientcmd.ConfigOverrides{}
+	overrides.ClusterInfo.Server = o.master
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides).ClientConfig()
+	if clientcmd.IsEmptyConfig(err) {
+		return nil, errors.New("no cluster to talk to: no --kubeconfig, $KUBECONFIG or ~/.kube/config, and not running in a cluster")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("loading the kubeconfig: %w", err)
+	}
+	cfg.QPS = float32(o.qps)
+	cfg.Burst = o.burst
+	// The user agent names us in the API server's audit log and in `kubectl get --show-managed-fields`.
+	cfg = rest.AddUserAgent(cfg, controllerAgentName)
+	return cfg, nil
+}
+
+func run(ctx context.Context, o options) error {
+	logger := klog.FromContext(ctx)
+	cfg, err := restConfig(o)
+	if err != nil {
+		return err
+	}
+	kubeClient, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("creating the Kubernetes client: %w", err)
+	}
+	sampleClient, err := clientset.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("creating the Foo client: %w", err)
+	}
+
+	// Fail fast, with the address, when the API server cannot be reached at all (wrong
+	// kubeconfig, cluster down): GET /version needs no permissions.
+	version, err := kubeClient.Discovery().ServerVersion()
+	if err != nil {
+		return fmt.Errorf("cannot reach the Kubernetes API server at %s: %w", cfg.Host, err)
+	}
+	logger.Info("Connected to the API server", "host", cfg.Host, "version", version.GitVersion)
+
+	// A RESTMapper backed by discovery (GET /api, /apis, cached in memory) answers which
+	// resource serves the Foo kind, and whether any does. See WaitForFooAPI in controller.go.
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(kubeClient.Discovery()))
+	if _, err := WaitForFooAPI(ctx, mapper, 10*time.Second); err != nil {
+		if ctx.Err() != nil {
+			return nil // asked to stop while waiting
+		}
+		return err
+	}
+
+	// One shared informer factory per clientset. Every informer obtained from a factory is
+	// shared: asking twice for Deployments gives one watch and one cache.
+	kubeInformerFactory := kubeinformers.NewSharedInformerFactoryWithOptions(kubeClient, o.resyncPeriod,
+		kubeinformers.WithNamespace(o.namespace))
+	fooInformerFactory := informers.NewSharedInformerFactoryWithOptions(sampleClient, o.resyncPeriod,
+		informers.WithNamespace(o.namespace))
+
+	controller, err := NewController(ctx, kubeClient, sampleClient,
+		kubeInformerFactory.Apps().V1().Deployments(),
+		fooInformerFactory.Samplecontroller().V1alpha1().Foos())
+	if err != nil {
+		return err
+	}
+
+	// Start runs the informers requested so far, each in its own goroutine, until ctx ends.
+	kubeInformerFactory.Start(ctx.Done())
+	fooInformerFactory.Start(ctx.Done())
+	// Shutdown waits for those goroutines after ctx is cancelled.
+	defer kubeInformerFactory.Shutdown()
+	defer fooInformerFactory.Shutdown()
+
+	return controller.Run(ctx, o.workers)
+}
