@@ -1,0 +1,738 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	kubeinformers "k8s.io/client-go/informers"
+	k8sfake "k8s.io/client-go/kubernetes/fake"
+	core "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2/ktesting"
+	"k8s.io/utils/ptr"
+
+	samplev1alpha1 "example.com/sample-controller/pkg/apis/samplecontroller/v1alpha1"
+	"example.com/sample-controller/pkg/generated/clientset/versioned/fake"
+	informers "example.com/sample-controller/pkg/generated/informers/externalversions"
+)
+
+// ---- fixtures: a Foo and a Deployment, built up step by step ----
+
+type fooBuilder struct{ foo *samplev1alpha1.Foo }
+
+func newFoo(name string, replicas int32) *fooBuilder {
+	return &fooBuilder{&samplev1alpha1.Foo{
+		TypeMeta: metav1.TypeMeta{APIVersion: samplev1alpha1.SchemeGroupVersion.String(), Kind: "Foo"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: name, Namespace: metav1.NamespaceDefault,
+			UID: types.UID("uid-" + name), Generation: 1, ResourceVersion: "1",
+		},
+		Spec: samplev1alpha1.FooSpec{DeploymentName: name + "-deploy", Replicas: ptr.To(replicas)},
+	}}
+}
+
+func (b *fooBuilder) deploymentName(name string) *fooBuilder {
+	b.foo.Spec.DeploymentName = name
+	return b
+}
+
+// converged gives the Foo the status the controller writes once its Deployment is available.
+func (b *fooBuilder) converged() *fooBuilder {
+	d := newDeploymentFor(b.foo).available().d
+	b.foo.Status = samplev1alpha1.FooStatus{
+		ObservedGeneration: b.foo.Generation,
+		AvailableReplicas:  *b.foo.Spec.Replicas,
+		Conditions: []metav1.Condition{{
+			Type: samplev1alpha1.ConditionReady, Status: metav1.ConditionTrue,
+			Reason:             samplev1alpha1.ReasonDeploymentAvailable,
+			Message:            deploymentReadyCondition(b.foo, d).Message,
+			ObservedGeneration: b.foo.Generation,
+			LastTransitionTime: metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)),
+		}},
+	}
+	return b
+}
+
+func (b *fooBuilder) readyReason(status metav1.ConditionStatus, reason, message string) *fooBuilder {
+	b.foo.Status.ObservedGeneration = b.foo.Generation
+	meta.SetStatusCondition(&b.foo.Status.Conditions, newReadyCondition(b.foo, status, reason, message))
+	return b
+}
+
+type deploymentBuilder struct{ d *appsv1.Deployment }
+
+// newDeploymentFor is the Deployment the controller would create for foo, as the API server
+// returns it: with the defaults it fills in, which the controller must not mistake for drift.
+func newDeploymentFor(foo *samplev1alpha1.Foo) *deploymentBuilder {
+	d := newDeployment(foo)
+	d.ResourceVersion = "10"
+	d.Generation = 1
+	d.UID = types.UID("uid-deploy-" + foo.Name)
+	d.Annotations = map[string]string{"deployment.kubernetes.io/revision": "1"}
+	d.Spec.RevisionHistoryLimit = ptr.To[int32](10)
+	d.Spec.ProgressDeadlineSeconds = ptr.To[int32](600)
+	d.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType}
+	pod := &d.Spec.Template.Spec
+	pod.RestartPolicy = corev1.RestartPolicyAlways
+	pod.DNSPolicy = corev1.DNSClusterFirst
+	pod.SchedulerName = corev1.DefaultSchedulerName
+	pod.TerminationGracePeriodSeconds = ptr.To[int64](30)
+	pod.SecurityContext = &corev1.PodSecurityContext{}
+	c := &pod.Containers[0]
+	c.ImagePullPolicy = corev1.PullIfNotPresent
+	c.TerminationMessagePath = corev1.TerminationMessagePathDefault
+	c.TerminationMessagePolicy = corev1.TerminationMessageReadFile
+	c.Ports[0].Protocol = corev1.ProtocolTCP
+	return &deploymentBuilder{d}
+}
+
+func (b *deploymentBuilder) available() *deploymentBuilder {
+	n := *b.d.Spec.Replicas
+	b.d.Status = appsv1.DeploymentStatus{
+		ObservedGeneration: b.d.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n,
+	}
+	return b
+}
+
+func (b *deploymentBuilder) mutate(f func(d *appsv1.Deployment)) *deploymentBuilder {
+	f(b.d)
+	return b
+}
+
+// ---- the controller under test, with fake clientsets ----
+
+type fixture struct {
+	t          *testing.T
+	controller *Controller
+	client     *fake.Clientset
+	kubeclient *k8sfake.Clientset
+	recorder   *record.FakeRecorder
+}
+
+// newFixture builds a controller whose caches hold exactly the given objects. The informers are
+// never started: the test puts objects straight into their indexers, so the cache is in the
+// state the test names, and the only API requests are the ones the controller makes.
+func newFixture(t *testing.T, foos []*samplev1alpha1.Foo, deployments []*appsv1.Deployment) *fixture {
+	t.Helper()
+	_, ctx := ktesting.NewTestContext(t)
+	var fooObjects, kubeObjects []runtime.Object
+	for _, f := range foos {
+		fooObjects = append(fooObjects, f)
+	}
+	for _, d := range deployments {
+		kubeObjects = append(kubeObjects, d)
+	}
+	client := fake.NewSimpleClientset(fooObjects...)
+	kubeclient := k8sfake.NewClientset(kubeObjects...)
+
+	fooFactory := informers.NewSharedInformerFactory(client, 0)
+	kubeFactory := kubeinformers.NewSharedInformerFactory(kubeclient, 0)
+	c, err := NewController(ctx, kubeclient, client,
+		kubeFactory.Apps().V1().Deployments(), fooFactory.Samplecontroller().V1alpha1().Foos())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range foos {
+		if err := fooFactory.Samplecontroller().V1alpha1().Foos().Informer().GetIndexer().Add(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range deployments {
+		if err := kubeFactory.Apps().V1().Deployments().Informer().GetIndexer().Add(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recorder := record.NewFakeRecorder(100)
+	c.recorder = recorder
+	c.deploymentsSynced = func() bool { return true }
+	c.foosSynced = func() bool { return true }
+	// NewSimpleClientset records the objects it was seeded with as actions; start clean.
+	client.ClearActions()
+	kubeclient.ClearActions()
+	return &fixture{t: t, controller: c, client: client, kubeclient: kubeclient, recorder: recorder}
+}
+
+// writes returns every API request the controller made, except reads (informers do those).
+func (f *fixture) writes() []core.Action {
+	var out []core.Action
+	for _, a := range append(f.kubeclient.Actions(), f.client.Actions()...) {
+		if a.GetVerb() == "list" || a.GetVerb() == "watch" || a.GetVerb() == "get" {
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+func (f *fixture) events() []string {
+	var out []string
+	for {
+		select {
+		case e := <-f.recorder.Events:
+			out = append(out, e)
+		default:
+			return out
+		}
+	}
+}
+
+func describe(actions []core.Action) []string {
+	var out []string
+	for _, a := range actions {
+		s := a.GetVerb() + " " + a.GetResource().Resource
+		if sub := a.GetSubresource(); sub != "" {
+			s += "/" + sub
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func objectOf(t *testing.T, a core.Action) runtime.Object {
+	t.Helper()
+	switch a := a.(type) {
+	case core.CreateAction:
+		return a.GetObject()
+	case core.UpdateAction:
+		return a.GetObject()
+	}
+	t.Fatalf("action %s has no object", a.GetVerb())
+	return nil
+}
+
+// ---- syncFoo: the specification of one reconciliation ----
+
+func TestSyncFoo(t *testing.T) {
+	type check func(t *testing.T, f *fixture, writes []core.Action)
+
+	// The ready condition a status write carried.
+	readyOf := func(t *testing.T, a core.Action) *metav1.Condition {
+		foo := objectOf(t, a).(*samplev1alpha1.Foo)
+		c := meta.FindStatusCondition(foo.Status.Conditions, samplev1alpha1.ConditionReady)
+		if c == nil {
+			t.Fatalf("status write has no Ready condition: %+v", foo.Status)
+		}
+		return c
+	}
+
+	tests := []struct {
+		name        string
+		foo         *samplev1alpha1.Foo
+		deployments []*appsv1.Deployment
+		wantWrites  []string
+		wantEvents  []string // prefixes: "Type Reason"
+		check       check
+	}{
+		{
+			name:       "new Foo: create the Deployment, report it progressing",
+			foo:        newFoo("test", 3).foo,
+			wantWrites: []string{"create deployments", "update foos/status"},
+			wantEvents: []string{"Normal DeploymentCreated"},
+			check: func(t *testing.T, f *fixture, w []core.Action) {
+				d := objectOf(t, w[0]).(*appsv1.Deployment)
+				if d.Name != "test-deploy" || *d.Spec.Replicas != 3 {
+					t.Errorf("created %s with %d replicas, want test-deploy with 3", d.Name, *d.Spec.Replicas)
+				}
+				ref := metav1.GetControllerOf(d)
+				if ref == nil || ref.UID != "uid-test" || ref.Kind != "Foo" || ref.APIVersion != "samplecontroller.example.com/v1alpha1" || !*ref.BlockOwnerDeletion {
+					t.Errorf("controller ownerReference = %+v, want the Foo with blockOwnerDeletion", ref)
+				}
+				foo := objectOf(t, w[1]).(*samplev1alpha1.Foo)
+				if foo.Status.ObservedGeneration != 1 {
+					t.Errorf("observedGeneration = %d, want 1", foo.Status.ObservedGeneration)
+				}
+				if c := readyOf(t, w[1]); c.Status != metav1.ConditionFalse || c.Reason != samplev1alpha1.ReasonDeploymentProgressing || c.ObservedGeneration != 1 {
+					t.Errorf("Ready = %+v, want False/DeploymentProgressing at generation 1", c)
+				}
+			},
+		},
+		{
+			name:        "converged Foo: zero writes",
+			foo:         newFoo("test", 3).converged().foo,
+			deployments: []*appsv1.Deployment{newDeploymentFor(newFoo("test", 3).foo).available().d},
+		},
+		{
+			name: "converged Foo whose Deployment others annotated and labelled: still zero writes",
+			foo:  newFoo("test", 3).converged().foo,
+			deployments: []*appsv1.Deployment{newDeploymentFor(newFoo("test", 3).foo).available().mutate(func(d *appsv1.Deployment) {
+				d.Labels["team"] = "blue"
+				d.Spec.Template.Annotations = map[string]string{"kubectl.kubernetes.io/restartedAt": "2026-01-01T00:00:00Z"}
+			}).d},
+		},
+		{
+			name: "Deployment became available: status written once with the new count",
+			foo:  newFoo("test", 3).readyReason(metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentProgressing, "Deployment test-deploy: 0 of 3 replicas available").foo,
+			deployments: []*appsv1.Deployment{newDeploymentFor(newFoo("test", 3).foo).available().d},
+			wantWrites:  []string{"update foos/status"},
+			check: func(t *testing.T, f *fixture, w []core.Action) {
+				foo := objectOf(t, w[0]).(*samplev1alpha1.Foo)
+				if foo.Status.AvailableReplicas != 3 {
+					t.Errorf("availableReplicas = %d, want 3", foo.Status.AvailableReplicas)
+				}
+				if c := readyOf(t, w[0]); c.Status != metav1.ConditionTrue || c.Reason != samplev1alpha1.ReasonDeploymentAvailable {
+					t.Errorf("Ready = %+v, want True/DeploymentAvailable", c)
+				}
+			},
+		},
+		{
+			name: "replicas drifted: put spec.replicas back",
+			foo:  newFoo("test", 3).converged().foo,
+			deployments: []*appsv1.Deployment{newDeploymentFor(newFoo("test", 3).foo).available().mutate(func(d *appsv1.Deployment) {
+				d.Spec.Replicas = ptr.To[int32](7)
+			}).d},
+			wantWrites: []string{"update deployments"},
+			wantEvents: []string{"Normal DeploymentUpdated"},
+			check: func(t *testing.T, f *fixture, w []core.Action) {
+				d := objectOf(t, w[0]).(*appsv1.Deployment)
+				if *d.Spec.Replicas != 3 {
+					t.Errorf("replicas = %d, want 3", *d.Spec.Replicas)
+				}
+				if d.ResourceVersion != "10" {
+					t.Errorf("update carries resourceVersion %q, want the cached 10 (optimistic concurrency)", d.ResourceVersion)
+				}
+				if d.Spec.Template.Spec.Containers[0].ImagePullPolicy != corev1.PullIfNotPresent {
+					t.Errorf("a replicas fix must leave the template alone, got %+v", d.Spec.Template.Spec.Containers[0])
+				}
+			},
+		},
+		{
+			name: "pod template drifted (image): restore it, keep others' template annotations",
+			foo:  newFoo("test", 3).converged().foo,
+			deployments: []*appsv1.Deployment{newDeploymentFor(newFoo("test", 3).foo).available().mutate(func(d *appsv1.Deployment) {
+				d.Spec.Template.Spec.Containers[0].Image = "evil:latest"
+				d.Spec.Template.Annotations = map[string]string{"kubectl.kubernetes.io/restartedAt": "now"}
+			}).d},
+			wantWrites: []string{"update deployments"},
+			wantEvents: []string{"Normal DeploymentUpdated"},
+			check: func(t *testing.T, f *fixture, w []core.Action) {
+				d := objectOf(t, w[0]).(*appsv1.Deployment)
+				if img := d.Spec.Template.Spec.Containers[0].Image; img != "nginx:1.27" {
+					t.Errorf("image = %q, want nginx:1.27", img)
+				}
+				if d.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] != "now" {
+					t.Errorf("template annotations lost: %v", d.Spec.Template.Annotations)
+				}
+			},
+		},
+		{
+			name: "pod template drifted (extra container): remove it",
+			foo:  newFoo("test", 1).converged().foo,
+			deployments: []*appsv1.Deployment{newDeploymentFor(newFoo("test", 1).foo).available().mutate(func(d *appsv1.Deployment) {
+				d.Spec.Template.Spec.Containers = append(d.Spec.Template.Spec.Containers, corev1.Container{Name: "sidecar", Image: "busybox"})
+			}).d},
+			wantWrites: []string{"update deployments"},
+			wantEvents: []string{"Normal DeploymentUpdated"},
+			check: func(t *testing.T, f *fixture, w []core.Action) {
+				if n := len(objectOf(t, w[0]).(*appsv1.Deployment).Spec.Template.Spec.Containers); n != 1 {
+					t.Errorf("%d containers, want 1", n)
+				}
+			},
+		},
+		{
+			name: "pod template drifted (labels): restore them",
+			foo:  newFoo("test", 1).converged().foo,
+			deployments: []*appsv1.Deployment{newDeploymentFor(newFoo("test", 1).foo).available().mutate(func(d *appsv1.Deployment) {
+				d.Spec.Template.Labels["app.kubernetes.io/name"] = "other"
+			}).d},
+			wantWrites: []string{"update deployments"},
+			wantEvents: []string{"Normal DeploymentUpdated"},
+		},
+		{
+			name: "Deployment labels removed: restore them",
+			foo:  newFoo("test", 1).converged().foo,
+			deployments: []*appsv1.Deployment{newDeploymentFor(newFoo("test", 1).foo).available().mutate(func(d *appsv1.Deployment) {
+				delete(d.Labels, fooLabel)
+			}).d},
+			wantWrites: []string{"update deployments"},
+			wantEvents: []string{"Normal DeploymentUpdated"},
+			check: func(t *testing.T, f *fixture, w []core.Action) {
+				if objectOf(t, w[0]).(*appsv1.Deployment).Labels[fooLabel] != "test" {
+					t.Error("label not restored")
+				}
+			},
+		},
+		{
+			name: "Deployment of that name not ours (other UID): untouched, warning, Ready=False",
+			foo:  newFoo("test", 1).foo,
+			deployments: []*appsv1.Deployment{newDeploymentFor(newFoo("test", 1).foo).mutate(func(d *appsv1.Deployment) {
+				d.OwnerReferences[0].UID = "uid-of-an-earlier-foo"
+			}).d},
+			wantWrites: []string{"update foos/status"},
+			wantEvents: []string{"Warning DeploymentNotOwned"},
+			check: func(t *testing.T, f *fixture, w []core.Action) {
+				c := readyOf(t, w[0])
+				if c.Status != metav1.ConditionFalse || c.Reason != samplev1alpha1.ReasonDeploymentNotOwned || !strings.Contains(c.Message, "test-deploy") {
+					t.Errorf("Ready = %+v, want False/DeploymentNotOwned naming the Deployment", c)
+				}
+			},
+		},
+		{
+			name: "Deployment of that name with no owner, already reported: no writes, no second event",
+			foo: newFoo("test", 1).readyReason(metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentNotOwned,
+				"Deployment test-deploy already exists and is not controlled by this Foo; delete it, or recreate the Foo with another spec.deploymentName").foo,
+			deployments: []*appsv1.Deployment{newDeploymentFor(newFoo("test", 1).foo).mutate(func(d *appsv1.Deployment) {
+				d.OwnerReferences = nil
+			}).d},
+		},
+		{
+			name:       "invalid deploymentName (CRD without schema): no Deployment, warning, Ready=False",
+			foo:        newFoo("test", 1).deploymentName("Not_A_Name").foo,
+			wantWrites: []string{"update foos/status"},
+			wantEvents: []string{"Warning InvalidSpec"},
+			check: func(t *testing.T, f *fixture, w []core.Action) {
+				if c := readyOf(t, w[0]); c.Reason != ReasonInvalidSpec {
+					t.Errorf("Ready = %+v, want reason InvalidSpec", c)
+				}
+			},
+		},
+		{
+			name: "rollout stuck: Ready=False with the Deployment's own explanation",
+			foo:  newFoo("test", 2).foo,
+			deployments: []*appsv1.Deployment{newDeploymentFor(newFoo("test", 2).foo).mutate(func(d *appsv1.Deployment) {
+				d.Status = appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: 2, UpdatedReplicas: 2, AvailableReplicas: 1,
+					Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse,
+						Reason: "ProgressDeadlineExceeded", Message: `ReplicaSet "x" has timed out progressing.`}}}
+			}).d},
+			wantWrites: []string{"update foos/status"},
+			check: func(t *testing.T, f *fixture, w []core.Action) {
+				c := readyOf(t, w[0])
+				if c.Reason != samplev1alpha1.ReasonDeploymentFailed || !strings.Contains(c.Message, "timed out") {
+					t.Errorf("Ready = %+v, want DeploymentProgressDeadlineExceeded with the message", c)
+				}
+			},
+		},
+		{
+			name: "Deployment has not seen its newest spec yet: progressing, not ready",
+			foo:  newFoo("test", 1).converged().foo,
+			deployments: []*appsv1.Deployment{newDeploymentFor(newFoo("test", 1).foo).available().mutate(func(d *appsv1.Deployment) {
+				d.Generation = 2
+			}).d},
+			wantWrites: []string{"update foos/status"},
+			check: func(t *testing.T, f *fixture, w []core.Action) {
+				if c := readyOf(t, w[0]); c.Status != metav1.ConditionFalse {
+					t.Errorf("Ready = %+v, want False", c)
+				}
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, []*samplev1alpha1.Foo{tc.foo}, tc.deployments)
+			cached := tc.foo.DeepCopy()
+			_, ctx := ktesting.NewTestContext(t)
+			if err := f.controller.syncFoo(ctx, cache.MetaObjectToName(tc.foo)); err != nil {
+				t.Fatalf("syncFoo: %v", err)
+			}
+			writes := f.writes()
+			if got := describe(writes); !equality.Semantic.DeepEqual(got, tc.wantWrites) {
+				t.Fatalf("writes = %q, want %q", got, tc.wantWrites)
+			}
+			events := f.events()
+			if len(events) != len(tc.wantEvents) {
+				t.Fatalf("events = %q, want %q", events, tc.wantEvents)
+			}
+			for i, want := range tc.wantEvents {
+				if !strings.HasPrefix(events[i], want+" ") {
+					t.Errorf("event %d = %q, want %q...", i, events[i], want)
+				}
+			}
+			// The cache's object must never be modified: other readers share it.
+			inCache, _ := f.controller.foosLister.Foos(tc.foo.Namespace).Get(tc.foo.Name)
+			if !equality.Semantic.DeepEqual(inCache, cached) {
+				t.Errorf("syncFoo modified the cached Foo")
+			}
+			if tc.check != nil {
+				tc.check(t, f, writes)
+			}
+		})
+	}
+}
+
+// After one sync has written status, a second sync over the result (what the next resync would
+// see) writes nothing: the write-only-on-change rule holds for what the controller itself wrote.
+func TestSyncFooIsIdempotent(t *testing.T) {
+	foo := newFoo("test", 2).foo
+	d := newDeploymentFor(foo).available().d
+	f := newFixture(t, []*samplev1alpha1.Foo{foo}, []*appsv1.Deployment{d})
+	_, ctx := ktesting.NewTestContext(t)
+	key := cache.MetaObjectToName(foo)
+	if err := f.controller.syncFoo(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	written := objectOf(t, f.writes()[0]).(*samplev1alpha1.Foo)
+	g := newFixture(t, []*samplev1alpha1.Foo{written}, []*appsv1.Deployment{d})
+	if err := g.controller.syncFoo(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if w := describe(g.writes()); len(w) != 0 {
+		t.Errorf("second sync wrote %q, want nothing", w)
+	}
+}
+
+func TestSyncFooMissingFooIsNotAnError(t *testing.T) {
+	f := newFixture(t, nil, nil)
+	_, ctx := ktesting.NewTestContext(t)
+	if err := f.controller.syncFoo(ctx, cache.NewObjectName("default", "gone")); err != nil {
+		t.Fatalf("syncFoo of a deleted Foo = %v, want nil", err)
+	}
+	if w := f.writes(); len(w) != 0 {
+		t.Errorf("writes = %q, want none", describe(w))
+	}
+}
+
+func TestSyncFooStatusConflictIsReturnedAndRequeuedQuietly(t *testing.T) {
+	foo := newFoo("test", 1).foo
+	f := newFixture(t, []*samplev1alpha1.Foo{foo}, []*appsv1.Deployment{newDeploymentFor(foo).available().d})
+	f.client.PrependReactor("update", "foos", func(a core.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewConflict(samplev1alpha1.Resource("foos"), "test", errors.New("the object has been modified"))
+	})
+	f.controller.workqueue = fastQueue()
+	f.controller.workqueue.Add(cache.MetaObjectToName(foo))
+	_, ctx := ktesting.NewTestContext(t)
+	f.controller.processNextWorkItem(ctx)
+	if n := f.controller.workqueue.NumRequeues(cache.MetaObjectToName(foo)); n != 1 {
+		t.Errorf("NumRequeues = %d, want 1: a conflict is retried", n)
+	}
+	waitForQueueLen(t, f.controller.workqueue, 1)
+}
+
+func TestSyncFooCreateErrorIsReturned(t *testing.T) {
+	foo := newFoo("test", 1).foo
+	f := newFixture(t, []*samplev1alpha1.Foo{foo}, nil)
+	f.kubeclient.PrependReactor("create", "deployments", func(a core.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(appsv1.Resource("deployments"), "test-deploy", errors.New("no"))
+	})
+	_, ctx := ktesting.NewTestContext(t)
+	err := f.controller.syncFoo(ctx, cache.MetaObjectToName(foo))
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "creating Deployment default/test-deploy") {
+		t.Fatalf("syncFoo = %v, want a wrapped Forbidden naming the Deployment", err)
+	}
+	if ev := f.events(); len(ev) != 0 {
+		t.Errorf("events = %q, want none for a failed create", ev)
+	}
+}
+
+// ---- event handlers: which Foo does a change matter to? ----
+
+func TestHandleDeploymentRouting(t *testing.T) {
+	owner := newFoo("owner", 1).foo
+	waiting := newFoo("waiting", 1).deploymentName("contested").foo
+	ownedBy := func(apiVersion, kind, name string, uid types.UID) *appsv1.Deployment {
+		d := newDeploymentFor(owner).d
+		d.Name = "some-deploy"
+		d.OwnerReferences = []metav1.OwnerReference{{APIVersion: apiVersion, Kind: kind, Name: name, UID: uid, Controller: ptr.To(true)}}
+		return d
+	}
+	contested := newDeploymentFor(owner).d
+	contested.Name = "contested"
+	contested.OwnerReferences = nil
+
+	tests := []struct {
+		name string
+		obj  interface{}
+		want []string
+	}{
+		{"owned by our Foo", ownedBy("samplecontroller.example.com/v1alpha1", "Foo", "owner", "uid-owner"), []string{"default/owner"}},
+		{"owned by our Foo through another version", ownedBy("samplecontroller.example.com/v2", "Foo", "owner", "uid-owner"), []string{"default/owner"}},
+		{"owned by another kind", ownedBy("apps/v1", "ReplicaSet", "owner", "uid-owner"), nil},
+		{"owned by a Foo of another group", ownedBy("other.example.com/v1alpha1", "Foo", "owner", "uid-owner"), nil},
+		{"owned by an earlier Foo of the same name (other UID)", ownedBy("samplecontroller.example.com/v1alpha1", "Foo", "owner", "uid-earlier"), nil},
+		{"owned by a Foo that does not exist", ownedBy("samplecontroller.example.com/v1alpha1", "Foo", "nobody", "uid-nobody"), nil},
+		{"not owned, a Foo wants its name", contested, []string{"default/waiting"}},
+		{"tombstone of an owned Deployment", cache.DeletedFinalStateUnknown{Key: "default/some-deploy",
+			Obj: ownedBy("samplecontroller.example.com/v1alpha1", "Foo", "owner", "uid-owner")}, []string{"default/owner"}},
+		{"tombstone of something else", cache.DeletedFinalStateUnknown{Key: "default/x", Obj: &corev1.Pod{}}, nil},
+		{"not a Deployment at all", &corev1.Pod{}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, []*samplev1alpha1.Foo{owner, waiting}, nil)
+			_, ctx := ktesting.NewTestContext(t)
+			f.controller.handleDeployment(ctx, tc.obj)
+			if got := drain(f.controller.workqueue); !equality.Semantic.DeepEqual(got, tc.want) {
+				t.Errorf("enqueued %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestEnqueueFooUnwrapsTombstones(t *testing.T) {
+	f := newFixture(t, nil, nil)
+	_, ctx := ktesting.NewTestContext(t)
+	f.controller.enqueueFoo(ctx, newFoo("a", 1).foo, "added")
+	f.controller.enqueueFoo(ctx, cache.DeletedFinalStateUnknown{Key: "default/b", Obj: newFoo("b", 1).foo}, "deleted")
+	f.controller.enqueueFoo(ctx, newFoo("a", 1).foo, "updated") // deduplicated with the first
+	if got, want := drain(f.controller.workqueue), []string{"default/a", "default/b"}; !equality.Semantic.DeepEqual(got, want) {
+		t.Errorf("enqueued %q, want %q", got, want)
+	}
+}
+
+// ---- the worker loop: forget, requeue, drop ----
+
+func fastQueue() workqueue.TypedRateLimitingInterface[cache.ObjectName] {
+	return workqueue.NewTypedRateLimitingQueue(workqueue.NewTypedItemExponentialFailureRateLimiter[cache.ObjectName](0, 0))
+}
+
+func drain(q workqueue.TypedRateLimitingInterface[cache.ObjectName]) []string {
+	var out []string
+	for q.Len() > 0 {
+		k, _ := q.Get()
+		out = append(out, k.String())
+		q.Done(k)
+	}
+	return out
+}
+
+func waitForQueueLen(t *testing.T, q workqueue.TypedRateLimitingInterface[cache.ObjectName], n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for q.Len() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("queue length = %d, want %d", q.Len(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestWorkerLoop(t *testing.T) {
+	key := cache.NewObjectName("default", "test")
+	tests := []struct {
+		name      string
+		err       error
+		rounds    int // how many times the key is processed
+		wantQueue int // keys waiting afterwards
+		wantRetry int // NumRequeues afterwards
+	}{
+		{"success forgets the key", nil, 1, 0, 0},
+		{"an error requeues with backoff", errors.New("boom"), 1, 1, 1},
+		{"a conflict requeues", apierrors.NewConflict(samplev1alpha1.Resource("foos"), "test", errors.New("modified")), 1, 1, 1},
+		{"still retried at the cap", errors.New("boom"), maxRetries, 1, maxRetries},
+		{"dropped after the cap", errors.New("boom"), maxRetries + 1, 0, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, nil, nil)
+			c := f.controller
+			c.workqueue = fastQueue()
+			var calls atomic.Int32
+			c.syncHandler = func(ctx context.Context, k cache.ObjectName) error {
+				calls.Add(1)
+				if k != key {
+					t.Errorf("synced %v, want %v", k, key)
+				}
+				return tc.err
+			}
+			_, ctx := ktesting.NewTestContext(t)
+			c.workqueue.Add(key)
+			for i := range tc.rounds {
+				waitForQueueLen(t, c.workqueue, 1)
+				if !c.processNextWorkItem(ctx) {
+					t.Fatalf("round %d: worker stopped", i)
+				}
+			}
+			time.Sleep(10 * time.Millisecond) // let a zero-delay AddRateLimited land
+			if int(calls.Load()) != tc.rounds {
+				t.Errorf("syncHandler called %d times, want %d", calls.Load(), tc.rounds)
+			}
+			if got := c.workqueue.Len(); got != tc.wantQueue {
+				t.Errorf("queue length = %d, want %d", got, tc.wantQueue)
+			}
+			if got := c.workqueue.NumRequeues(key); got != tc.wantRetry {
+				t.Errorf("NumRequeues = %d, want %d", got, tc.wantRetry)
+			}
+		})
+	}
+}
+
+// Run on shutdown: the key a worker holds is finished with a live context, keys still waiting
+// are left, and Run returns only after the worker is done.
+func TestRunDrainsInFlightKeyOnShutdown(t *testing.T) {
+	f := newFixture(t, nil, nil)
+	c := f.controller
+	started := make(chan struct{})
+	release := make(chan struct{})
+	var finished, syncCtxErr atomic.Value
+	var calls atomic.Int32
+	c.syncHandler = func(ctx context.Context, k cache.ObjectName) error {
+		if calls.Add(1) > 1 {
+			return fmt.Errorf("synced %v after shutdown began", k)
+		}
+		close(started)
+		<-release
+		syncCtxErr.Store(fmt.Sprint(ctx.Err()))
+		finished.Store(true)
+		return nil
+	}
+	_, ctx := ktesting.NewTestContext(t)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error)
+	go func() { done <- c.Run(ctx, 1) }()
+	c.workqueue.Add(cache.NewObjectName("default", "first"))
+	<-started
+	c.workqueue.Add(cache.NewObjectName("default", "second"))
+	cancel()
+	select {
+	case <-done:
+		t.Fatal("Run returned while a sync was in flight")
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run = %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after the in-flight sync finished")
+	}
+	if finished.Load() != true || syncCtxErr.Load() != "<nil>" {
+		t.Errorf("in-flight sync finished=%v with ctx err %v, want finished with a live context", finished.Load(), syncCtxErr.Load())
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("%d syncs, want 1: keys waiting at shutdown are left", n)
+	}
+}
+
+// ---- the desired Deployment and drift detection ----
+
+func TestNewDeploymentDefaultsReplicasToOne(t *testing.T) {
+	foo := newFoo("test", 0).foo
+	foo.Spec.Replicas = nil
+	if r := *newDeployment(foo).Spec.Replicas; r != 1 {
+		t.Errorf("replicas = %d, want 1 when spec.replicas is unset", r)
+	}
+	foo.Spec.Replicas = ptr.To[int32](0)
+	if r := *newDeployment(foo).Spec.Replicas; r != 0 {
+		t.Errorf("replicas = %d, want 0: scaling to zero is allowed", r)
+	}
+}
+
+func TestResolveFooResource(t *testing.T) {
+	mapper := meta.NewDefaultRESTMapper(nil)
+	if _, err := resolveFooResource(mapper); !errors.Is(err, errFooAPINotServed) {
+		t.Fatalf("without the CRD: %v, want errFooAPINotServed", err)
+	}
+	if !strings.Contains(errFooAPINotServed.Error(), fooCRDFile) {
+		t.Errorf("the message %q does not name the CRD file", errFooAPINotServed)
+	}
+	mapper.Add(fooGroupVersionKind, meta.RESTScopeNamespace)
+	gvr, err := resolveFooResource(mapper)
+	if err != nil || gvr != samplev1alpha1.SchemeGroupVersion.WithResource("foos") {
+		t.Fatalf("with the CRD: %v, %v; want foos", gvr, err)
+	}
+}
