@@ -4,7 +4,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 
 BIN := bin/sample-controller
 
-.PHONY: help build test unit generate verify fmt vet run
+.PHONY: help build test unit generate verify fmt vet run cluster-bins cluster-up cluster-down
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -29,5 +29,14 @@ fmt:
 vet:
 	go vet ./...
 
-run: build ## Run the controller against the cluster in --kubeconfig/$KUBECONFIG (ARGS="...")
-	$(BIN) $(ARGS)
+run: ## The main job: run the controller on the local cluster (or $$KUBECONFIG's) and show a Foo reconciled
+	hack/run.sh
+
+cluster-bins: ## Build the local control plane's binaries into their cache (~12 min cold)
+	hack/build-cluster-bins.sh
+
+cluster-up: ## Bring up the local control plane (idempotent)
+	hack/local-cluster.sh up
+
+cluster-down: ## Tear down the local control plane
+	hack/local-cluster.sh down

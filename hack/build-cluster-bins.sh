@@ -3,6 +3,8 @@
 #   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, kwokctl.
 # Binaries already in the cache are skipped, so a warm run takes a second.
 # A cold build takes about 12 minutes on 2 cores (kube-apiserver alone about 5, peaking near 3 GB RAM).
+#   hack/build-cluster-bins.sh            build all of them
+#   hack/build-cluster-bins.sh kubectl    build only the ones named
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$root/hack/lib/versions.sh"
@@ -18,8 +20,12 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   stamp+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 done
 
+wanted=("$@")
 build() { # name package [ldflags]
   local name="$1" pkg="$2" ldflags="-s -w ${3:-}"
+  if [[ ${#wanted[@]} -gt 0 && " ${wanted[*]} " != *" $name "* ]]; then
+    return
+  fi
   if [[ -x "$CLUSTER_BIN_DIR/$name" ]]; then
     echo "cluster-bin: $name cached"
     return
@@ -38,4 +44,4 @@ build kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler "$stamp"
 build kubectl k8s.io/kubernetes/cmd/kubectl "$stamp"
 build kwok sigs.k8s.io/kwok/cmd/kwok
 build kwokctl sigs.k8s.io/kwok/cmd/kwokctl
-echo "cluster-bin: all binaries in $CLUSTER_BIN_DIR"
+echo "cluster-bin: binaries in $CLUSTER_BIN_DIR"
