@@ -4,7 +4,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 
 BIN := bin/sample-controller
 
-.PHONY: help build test unit generate verify fmt vet run cluster-bins cluster-up cluster-down
+.PHONY: help build test unit generate verify fmt vet e2e run cluster-bins cluster-up cluster-down
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -15,7 +15,11 @@ build: ## Build the controller into bin/
 unit: ## Unit tests only (fake clientsets, no cluster, seconds)
 	go test -race ./...
 
-test: unit ## Every test: unit, then end-to-end on the local control plane
+e2e: ## End-to-end tests: the real controller on the local control plane (builds it the first time)
+	hack/build-cluster-bins.sh
+	go test -tags e2e -count=1 -timeout 40m -v ./test/e2e/
+
+test: unit e2e ## Every test: unit, then end-to-end on the local control plane
 
 generate: ## Regenerate deepcopy, clientset, listers, informers and the CRD
 	hack/update-codegen.sh

@@ -1,0 +1,321 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	samplev1alpha1 "example.com/sample-controller/pkg/apis/samplecontroller/v1alpha1"
+)
+
+// A Foo becomes a Deployment that the Foo controls, whose pods (kwok's) become Ready, and the
+// Foo's status says so; `kubectl get foos` shows the printer columns.
+func TestFooCreatesOwnedDeploymentAndReportsStatus(t *testing.T) {
+	ensureCRD(t)
+	ns := newNamespace(t)
+	p := startController(t, "--namespace="+ns)
+	mark := auditMark(t)
+	foo := createFoo(t, newFoo(ns, "web", "web-deploy", 3))
+
+	foo = waitForFooConverged(t, p, ns, "web", 60*time.Second)
+	// What it cost, as the API server saw it: one Deployment create, a status write per real
+	// change (progressing, then available as pods come up), and no Deployment updates.
+	// A 409 Conflict (a write from a cache one step behind our own last write) is retried and
+	// is not a change, so only accepted writes are counted.
+	writes := map[string]int{}
+	for _, e := range writesOf(controllerRequestsSince(t, mark, ns)) {
+		if e.ResponseStatus != nil && e.ResponseStatus.Code < 300 {
+			writes[e.Verb+" "+e.ObjectRef.Resource+"/"+e.ObjectRef.Subresource]++
+		}
+	}
+	if writes["create deployments/"] != 1 || writes["update deployments/"] != 0 ||
+		writes["update foos/status"] < 1 || writes["update foos/status"] > 4 || writes["create events/"] != 1 {
+		t.Errorf("controller writes from creation to Ready = %v; want 1 Deployment create, 1-4 status updates, 1 event", writes)
+	}
+	t.Logf("controller writes from creation to Ready: %v", writesOf(controllerRequestsSince(t, mark, ns)))
+	d, err := getDeployment(ns, "web-deploy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := metav1.GetControllerOf(d)
+	if ref == nil || ref.UID != foo.UID || ref.Kind != "Foo" || ref.APIVersion != samplev1alpha1.SchemeGroupVersion.String() ||
+		ref.BlockOwnerDeletion == nil || !*ref.BlockOwnerDeletion {
+		t.Errorf("Deployment's controller ownerReference = %+v, want Foo %s (uid %s) with blockOwnerDeletion", ref, foo.Name, foo.UID)
+	}
+	if d.Status.AvailableReplicas != 3 || foo.Status.AvailableReplicas != 3 {
+		t.Errorf("available: Deployment %d, Foo %d; want 3 and 3", d.Status.AvailableReplicas, foo.Status.AvailableReplicas)
+	}
+
+	out := mustKubectl(t, "get", "foos", "-n", ns)
+	if !regexp.MustCompile(`NAME\s+DEPLOYMENT\s+DESIRED\s+AVAILABLE\s+READY\s+AGE`).MatchString(out) ||
+		!regexp.MustCompile(`web\s+web-deploy\s+3\s+3\s+True\s+\S+`).MatchString(out) {
+		t.Errorf("kubectl get foos:\n%s\nwant the printer columns with web web-deploy 3 3 True", out)
+	}
+	out = mustKubectl(t, "get", "fo", "-n", ns, "-o", "wide")
+	if !strings.Contains(out, "REASON") || !strings.Contains(out, samplev1alpha1.ReasonDeploymentAvailable) {
+		t.Errorf("kubectl get fo -o wide (short name, reason column):\n%s", out)
+	}
+	events := mustKubectl(t, "get", "events", "-n", ns, "--field-selector", "involvedObject.kind=Foo,reason=DeploymentCreated")
+	if !strings.Contains(events, "Created Deployment web-deploy") {
+		t.Errorf("no DeploymentCreated event:\n%s", events)
+	}
+}
+
+// Scaling through spec, through the scale subresource (kubectl scale), and down to zero.
+func TestScale(t *testing.T) {
+	ensureCRD(t)
+	ns := newNamespace(t)
+	p := startController(t, "--namespace="+ns)
+	createFoo(t, newFoo(ns, "scaled", "scaled", 1))
+	waitForFooConverged(t, p, ns, "scaled", 60*time.Second)
+
+	mustKubectl(t, "patch", "foo", "scaled", "-n", ns, "--type=merge", "-p", `{"spec":{"replicas":4}}`)
+	waitForDeploymentReplicas(t, p, ns, "scaled", 4)
+	if foo := waitForFooConverged(t, p, ns, "scaled", 60*time.Second); foo.Generation != 2 {
+		t.Errorf("generation = %d after one spec change, want 2", foo.Generation)
+	}
+
+	mustKubectl(t, "scale", "foo/scaled", "-n", ns, "--replicas=2")
+	waitForDeploymentReplicas(t, p, ns, "scaled", 2)
+	waitForFooConverged(t, p, ns, "scaled", 60*time.Second)
+	scale := mustKubectl(t, "get", "--raw", "/apis/samplecontroller.example.com/v1alpha1/namespaces/"+ns+"/foos/scaled/scale")
+	if !strings.Contains(scale, `"kind":"Scale"`) || !strings.Contains(scale, `"replicas":2`) {
+		t.Errorf("GET .../foos/scaled/scale = %s, want a Scale with replicas 2", scale)
+	}
+
+	mustKubectl(t, "scale", "foo/scaled", "-n", ns, "--replicas=0")
+	waitForDeploymentReplicas(t, p, ns, "scaled", 0)
+	foo := waitForFooConverged(t, p, ns, "scaled", 60*time.Second)
+	if foo.Status.AvailableReplicas != 0 {
+		t.Errorf("availableReplicas = %d at zero replicas", foo.Status.AvailableReplicas)
+	}
+	eventually(t, p, 30*time.Second, "the pods to be gone", func() (bool, string) {
+		pods, err := kubeClient.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(pods.Items) == 0, fmt.Sprint(len(pods.Items))
+	})
+}
+
+// Out-of-band changes to the fields the controller manages are reverted; a deleted Deployment
+// is recreated.
+func TestDriftIsReverted(t *testing.T) {
+	ensureCRD(t)
+	ns := newNamespace(t)
+	p := startController(t, "--namespace="+ns)
+	createFoo(t, newFoo(ns, "drift", "drift", 2))
+	waitForFooConverged(t, p, ns, "drift", 60*time.Second)
+
+	mustKubectl(t, "scale", "deployment/drift", "-n", ns, "--replicas=5")
+	waitForDeploymentReplicas(t, p, ns, "drift", 2)
+
+	mustKubectl(t, "set", "image", "deployment/drift", "-n", ns, "nginx=evil:latest")
+	eventually(t, p, 30*time.Second, "the image to be restored", func() (bool, string) {
+		d, err := getDeployment(ns, "drift")
+		if err != nil {
+			return false, err.Error()
+		}
+		img := d.Spec.Template.Spec.Containers[0].Image
+		return img == "nginx:1.27", img
+	})
+	mustKubectl(t, "label", "deployment/drift", "-n", ns, "samplecontroller.example.com/foo-")
+	eventually(t, p, 30*time.Second, "the label to be restored", func() (bool, string) {
+		d, err := getDeployment(ns, "drift")
+		if err != nil {
+			return false, err.Error()
+		}
+		return d.Labels["samplecontroller.example.com/foo"] == "drift", fmt.Sprint(d.Labels)
+	})
+
+	before, err := getDeployment(ns, "drift")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustKubectl(t, "delete", "deployment/drift", "-n", ns, "--wait=true")
+	var recreated *appsv1.Deployment
+	eventually(t, p, 30*time.Second, "the Deployment to be recreated", func() (bool, string) {
+		recreated, err = getDeployment(ns, "drift")
+		if err != nil {
+			return false, err.Error()
+		}
+		return recreated.UID != before.UID, string(recreated.UID)
+	})
+	waitForFooConverged(t, p, ns, "drift", 60*time.Second)
+	events := mustKubectl(t, "get", "events", "-n", ns, "--field-selector", "involvedObject.kind=Foo,reason=DeploymentUpdated")
+	if !strings.Contains(events, "Updated Deployment drift") {
+		t.Errorf("no DeploymentUpdated event:\n%s", events)
+	}
+}
+
+// A Deployment of the wanted name that the Foo does not own is left alone: a Warning event,
+// Ready=False with reason DeploymentNotOwned, and no retry storm, even across resyncs. When it
+// goes away, the Foo gets its own Deployment.
+func TestDeploymentNotOwnedIsLeftAlone(t *testing.T) {
+	ensureCRD(t)
+	ns := newNamespace(t)
+	ctx := context.Background()
+	replicas := int32(1)
+	theirs := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "taken", Namespace: ns, Labels: map[string]string{"owner": "someone-else"}},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "theirs"}},
+		},
+	}
+	theirs.Spec.Template.Labels = map[string]string{"app": "theirs"}
+	theirs.Spec.Template.Spec.Containers = []corev1.Container{{Name: "app", Image: "theirs:1"}}
+	theirs, err := kubeClient.AppsV1().Deployments(ns).Create(ctx, theirs, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A short resync: a retry storm or a write on every resync would show within seconds.
+	p := startController(t, "--namespace="+ns, "--resync-period=2s")
+	createFoo(t, newFoo(ns, "wants-taken", "taken", 2))
+	cond := waitForReadyReason(t, p, ns, "wants-taken", metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentNotOwned)
+	if !strings.Contains(cond.Message, "taken") {
+		t.Errorf("Ready message %q does not name the Deployment", cond.Message)
+	}
+	eventually(t, p, 10*time.Second, "a Warning event", func() (bool, string) {
+		out, _ := kubectl("get", "events", "-n", ns, "--field-selector", "type=Warning,reason=DeploymentNotOwned")
+		return strings.Contains(out, "not controlled by this Foo"), out
+	})
+
+	mark := auditMark(t)
+	time.Sleep(8 * time.Second) // four resync periods
+	if reqs := controllerRequestsSince(t, mark, ns); len(reqs) > 0 {
+		t.Errorf("the controller made %d requests in 8s while the conflict persisted, want 0: %v", len(reqs), reqs)
+	}
+	now, err := getDeployment(ns, "taken")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if now.Generation != theirs.Generation {
+		t.Errorf("their Deployment was modified: generation %d -> %d", theirs.Generation, now.Generation)
+	}
+	if metav1.GetControllerOf(now) != nil || *now.Spec.Replicas != 1 || now.Spec.Template.Spec.Containers[0].Image != "theirs:1" {
+		t.Errorf("their Deployment was touched: %+v", now.Spec)
+	}
+	events := mustKubectl(t, "get", "events", "-n", ns, "--field-selector", "reason=DeploymentNotOwned", "-o", "jsonpath={range .items[*]}{.count}{\"\\n\"}{end}")
+	if strings.TrimSpace(events) != "1" {
+		t.Errorf("DeploymentNotOwned event counts = %q, want one event, recorded once", events)
+	}
+
+	// The name is freed: the Foo gets its own Deployment at once (through the deploymentName
+	// index), not at the next resync.
+	mustKubectl(t, "delete", "deployment/taken", "-n", ns, "--wait=true")
+	foo := waitForFooConverged(t, p, ns, "wants-taken", 60*time.Second)
+	d, err := getDeployment(ns, "taken")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ref := metav1.GetControllerOf(d); ref == nil || ref.UID != foo.UID {
+		t.Errorf("the new Deployment is not controlled by the Foo: %+v", ref)
+	}
+}
+
+// Deleting a Foo deletes its Deployment through the garbage collector.
+func TestFooDeletionGarbageCollectsDeployment(t *testing.T) {
+	ensureCRD(t)
+	ns := newNamespace(t)
+	p := startController(t, "--namespace="+ns)
+	createFoo(t, newFoo(ns, "doomed", "doomed", 1))
+	waitForFooConverged(t, p, ns, "doomed", 60*time.Second)
+	if err := sampleClient.SamplecontrollerV1alpha1().Foos(ns).Delete(context.Background(), "doomed", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// kube-controller-manager's garbage collector finds a new CRD's resources on a 30s cycle, so
+	// right after the CRD was (re)installed this can take about 40s; usually it is sub-second.
+	eventually(t, p, 90*time.Second, "the Deployment to be garbage-collected", func() (bool, string) {
+		_, err := getDeployment(ns, "doomed")
+		return isNotFound(err), "still there"
+	})
+}
+
+// Killed with SIGKILL in the middle of creating Deployments and started again, the controller
+// converges with exactly one owned Deployment per Foo: nothing duplicated, nothing orphaned.
+func TestKilledAndRestartedConverges(t *testing.T) {
+	ensureCRD(t)
+	ns := newNamespace(t)
+	const n = 40
+	for i := range n {
+		createFoo(t, newFoo(ns, fooName(i), fooName(i), 1))
+	}
+	// Slow enough (QPS 10) that the kill lands mid-work.
+	p := startController(t, "--namespace="+ns, "--kube-api-qps=10", "--kube-api-burst=1")
+	eventually(t, p, 60*time.Second, "the first Deployments", func() (bool, string) {
+		list, err := kubeClient.AppsV1().Deployments(ns).List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(list.Items) >= 5, fmt.Sprint(len(list.Items))
+	})
+	p.kill()
+	list, _ := kubeClient.AppsV1().Deployments(ns).List(context.Background(), metav1.ListOptions{})
+	if len(list.Items) == n {
+		t.Fatalf("all %d Deployments existed before the kill; the test did not kill mid-work", n)
+	}
+	t.Logf("killed with %d of %d Deployments created", len(list.Items), n)
+
+	p2 := startController(t, "--namespace="+ns)
+	for i := range n {
+		waitForFooConverged(t, p2, ns, fooName(i), 60*time.Second)
+	}
+	list, err := kubeClient.AppsV1().Deployments(ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	uids := map[types.UID]string{}
+	for i := range n {
+		uids[getFoo(t, ns, fooName(i)).UID] = fooName(i)
+	}
+	if len(list.Items) != n {
+		t.Errorf("%d Deployments, want exactly %d", len(list.Items), n)
+	}
+	for _, d := range list.Items {
+		ref := metav1.GetControllerOf(&d)
+		if ref == nil || uids[ref.UID] != d.Name {
+			t.Errorf("Deployment %s is not controlled by its Foo: %+v", d.Name, ref)
+		}
+	}
+}
+
+func fooName(i int) string { return fmt.Sprintf("foo-%03d", i) }
+
+// Once everything is converged, the controller makes no writes at all, across resyncs.
+func TestConvergedClusterCostsNoWrites(t *testing.T) {
+	ensureCRD(t)
+	ns := newNamespace(t)
+	p := startController(t, "--namespace="+ns, "--resync-period=4s", "-v=4")
+	for i := range 5 {
+		createFoo(t, newFoo(ns, fooName(i), fooName(i), int32(i%3)))
+	}
+	for i := range 5 {
+		waitForFooConverged(t, p, ns, fooName(i), 60*time.Second)
+	}
+	time.Sleep(time.Second) // let the last status write's watch event come back
+	mark := auditMark(t)
+	resyncsBefore := strings.Count(p.log(), `event="resync"`)
+	time.Sleep(10 * time.Second) // two and a half resync periods
+	reqs := controllerRequestsSince(t, mark, ns)
+	if w := writesOf(reqs); len(w) > 0 {
+		t.Errorf("a converged cluster got %d writes from the controller across two resyncs, want 0: %v", len(w), w)
+	}
+	if len(reqs) > 0 {
+		t.Errorf("the controller made %d requests at rest, want none (it reads from its cache): %v", len(reqs), reqs)
+	}
+	if resyncs := strings.Count(p.log(), `event="resync"`) - resyncsBefore; resyncs < 10 {
+		t.Errorf("only %d resync syncs happened in the window, want at least 10 (2 periods x 5 Foos): the test measured nothing", resyncs)
+	}
+}
