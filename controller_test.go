@@ -275,8 +275,8 @@ func TestSyncFoo(t *testing.T) {
 			}).d},
 		},
 		{
-			name: "Deployment became available: status written once with the new count",
-			foo:  newFoo("test", 3).readyReason(metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentProgressing, "Deployment test-deploy: 0 of 3 replicas available").foo,
+			name:        "Deployment became available: status written once with the new count",
+			foo:         newFoo("test", 3).readyReason(metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentProgressing, "Deployment test-deploy: 0 of 3 replicas available").foo,
 			deployments: []*appsv1.Deployment{newDeploymentFor(newFoo("test", 3).foo).available().d},
 			wantWrites:  []string{"update foos/status"},
 			check: func(t *testing.T, f *fixture, w []core.Action) {
