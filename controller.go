@@ -47,6 +47,7 @@ import (
 	samplescheme "example.com/sample-controller/pkg/generated/clientset/versioned/scheme"
 	informers "example.com/sample-controller/pkg/generated/informers/externalversions/samplecontroller/v1alpha1"
 	listers "example.com/sample-controller/pkg/generated/listers/samplecontroller/v1alpha1"
+	"example.com/sample-controller/pkg/metrics"
 )
 
 const (
@@ -371,6 +372,12 @@ func (c *Controller) resolveControllerRef(namespace string, ref *metav1.OwnerRef
 	return foo
 }
 
+// HasSynced reports whether both informers' caches hold a full LIST. It is the readiness probe:
+// a standby replica (not the leader) also keeps its caches warm, and is ready to take over.
+func (c *Controller) HasSynced() bool {
+	return c.deploymentsSynced() && c.foosSynced()
+}
+
 // ---------------------------------------------------------------------------------------------
 // 4. Run and the workers
 // ---------------------------------------------------------------------------------------------
@@ -393,6 +400,9 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 	// A sync that read an empty cache would conclude "no Deployment exists" and try to create
 	// one that is already there. So no worker starts before both caches hold a full LIST.
 	if !cache.WaitForNamedCacheSyncWithContext(ctx, c.deploymentsSynced, c.foosSynced) {
+		if ctx.Err() != nil {
+			return nil // asked to stop before the caches were ready
+		}
 		return errors.New("failed to wait for caches to sync")
 	}
 
@@ -439,7 +449,9 @@ func (c *Controller) processNextWorkItem(ctx context.Context) bool {
 	// writes even while the process shuts down, rather than stop between two of them.
 	syncCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), syncTimeout)
 	defer cancel()
+	start := time.Now()
 	err := c.syncHandler(syncCtx, key)
+	metrics.ReconcileDuration.Observe(time.Since(start).Seconds())
 	c.handleErr(ctx, err, key)
 	return true
 }
@@ -453,22 +465,26 @@ func (c *Controller) handleErr(ctx context.Context, err error, key cache.ObjectN
 	switch {
 	case err == nil:
 		// Success resets the key's backoff, so its next failure starts again at 5ms.
+		metrics.ReconcileTotal.WithLabelValues(metrics.ResultSuccess).Inc()
 		c.workqueue.Forget(key)
 
 	case apierrors.IsConflict(err):
 		// 409 Conflict: we wrote with a resourceVersion that is no longer current (optimistic
 		// concurrency). Nothing is wrong; our cache was behind. Retry once the cache catches up.
 		logger.V(4).Info("Conflict writing; requeueing", "foo", key, "err", err)
+		metrics.ReconcileTotal.WithLabelValues(metrics.ResultConflict).Inc()
 		c.workqueue.AddRateLimited(key)
 
 	case c.workqueue.NumRequeues(key) < maxRetries:
 		logger.Error(err, "Error syncing Foo; requeueing", "foo", key, "retries", c.workqueue.NumRequeues(key))
 		// AddRateLimited, not Add: the key comes back after its backoff, not at once.
+		metrics.ReconcileTotal.WithLabelValues(metrics.ResultError).Inc()
 		c.workqueue.AddRateLimited(key)
 
 	default:
 		utilruntime.HandleErrorWithContext(ctx, err, "Dropping Foo from the queue after too many retries; a later change or resync retries it",
 			"foo", key, "maxRetries", maxRetries)
+		metrics.ReconcileTotal.WithLabelValues(metrics.ResultDropped).Inc()
 		c.workqueue.Forget(key)
 	}
 }

@@ -8,8 +8,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
+	"strings"
+	"sync/atomic"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/leaderelection"
 
 	"k8s.io/client-go/discovery/cached/memory"
 	kubeinformers "k8s.io/client-go/informers"
@@ -21,6 +27,10 @@ import (
 
 	clientset "example.com/sample-controller/pkg/generated/clientset/versioned"
 	informers "example.com/sample-controller/pkg/generated/informers/externalversions"
+	"example.com/sample-controller/pkg/httpserver"
+	"example.com/sample-controller/pkg/leader"
+	"example.com/sample-controller/pkg/metrics"
+	"example.com/sample-controller/pkg/probes"
 	"example.com/sample-controller/pkg/signals"
 )
 
@@ -33,6 +43,12 @@ type options struct {
 	resyncPeriod time.Duration
 	qps          float64
 	burst        int
+
+	metricsAddr string
+	probeAddr   string
+
+	leaderElect bool
+	leaderCfg   leader.Config
 }
 
 func (o *options) addFlags(fs *flag.FlagSet) {
@@ -50,6 +66,24 @@ func (o *options) addFlags(fs *flag.FlagSet) {
 		"Sustained requests per second to the API server (client-go's default of 5 would throttle a thousand Foos).")
 	fs.IntVar(&o.burst, "kube-api-burst", 200,
 		"Requests allowed in a burst above --kube-api-qps.")
+
+	fs.StringVar(&o.metricsAddr, "metrics-bind-address", httpserver.Disabled,
+		"Address (host:port) to serve Prometheus metrics on, at /metrics. \"0\" turns it off; port 0 picks a free port.")
+	fs.StringVar(&o.probeAddr, "health-probe-bind-address", httpserver.Disabled,
+		"Address (host:port) to serve the /healthz and /readyz probes on. \"0\" turns it off.")
+
+	fs.BoolVar(&o.leaderElect, "leader-elect", false,
+		"Run workers only while holding a Lease, so that several replicas can run and one works at a time.")
+	fs.StringVar(&o.leaderCfg.LeaseName, "leader-elect-lease-name", controllerAgentName,
+		"Name of the coordination.k8s.io Lease used for leader election.")
+	fs.StringVar(&o.leaderCfg.LeaseNamespace, "leader-elect-namespace", "",
+		"Namespace of the Lease. Empty: $POD_NAMESPACE, then the service account's namespace in a cluster, then \"default\".")
+	fs.DurationVar(&o.leaderCfg.LeaseDuration, "leader-elect-lease-duration", 15*time.Second,
+		"How long a standby waits after the leader's last renewal before taking over.")
+	fs.DurationVar(&o.leaderCfg.RenewDeadline, "leader-elect-renew-deadline", 10*time.Second,
+		"How long the leader tries to renew before it gives up leading (and exits).")
+	fs.DurationVar(&o.leaderCfg.RetryPeriod, "leader-elect-retry-period", 2*time.Second,
+		"How often candidates try to acquire, and the leader renews, the Lease.")
 }
 
 func (o *options) validate() error {
@@ -65,6 +99,11 @@ func (o *options) validate() error {
 	}
 	if o.burst < 1 {
 		errs = append(errs, fmt.Errorf("--kube-api-burst must be at least 1, got %d", o.burst))
+	}
+	if o.leaderElect {
+		if err := o.leaderCfg.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("--leader-elect-*: %w", err))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -117,6 +156,8 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	logger.Info("Starting sample-controller", "host", cfg.Host, "namespace", o.namespace, "workers", o.workers,
+		"leaderElect", o.leaderElect)
 	kubeClient, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("creating the Kubernetes client: %w", err)
@@ -124,6 +165,31 @@ func run(ctx context.Context, o options) error {
 	sampleClient, err := clientset.NewForConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("creating the Foo client: %w", err)
+	}
+
+	// Metrics and probes are up from the start: liveness passes while we wait for the CRD,
+	// readiness only once the caches are synced.
+	metrics.Register()
+	if _, err := httpserver.Start(ctx, "metrics", o.metricsAddr, metrics.Handler()); err != nil {
+		return err
+	}
+	var synced atomic.Pointer[Controller] // set once the Foo API is served; read by /readyz
+	var watchdog *leaderelection.HealthzAdaptor
+	liveness := []probes.Check{probes.CheckFunc{CheckName: "ping", Func: func(*http.Request) error { return nil }}}
+	if o.leaderElect {
+		// Fails when this process leads but has not renewed its Lease for 20s past the lease
+		// duration: it is stuck, and a restart lets a standby take over.
+		watchdog = leaderelection.NewLeaderHealthzAdaptor(20 * time.Second)
+		liveness = append(liveness, watchdog)
+	}
+	readiness := []probes.Check{probes.CheckFunc{CheckName: "informers-synced", Func: func(*http.Request) error {
+		if c := synced.Load(); c == nil || !c.HasSynced() {
+			return errors.New("the Foo and Deployment caches are not synced yet")
+		}
+		return nil
+	}}}
+	if _, err := httpserver.Start(ctx, "probes", o.probeAddr, probes.Handler(liveness, readiness)); err != nil {
+		return err
 	}
 
 	// Fail fast, with the address, when the API server cannot be reached at all (wrong
@@ -158,12 +224,49 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 
+	synced.Store(controller)
+
 	// Start runs the informers requested so far, each in its own goroutine, until ctx ends.
+	// With leader election, standbys run them too: their caches are warm when they take over.
 	kubeInformerFactory.Start(ctx.Done())
 	fooInformerFactory.Start(ctx.Done())
 	// Shutdown waits for those goroutines after ctx is cancelled.
 	defer kubeInformerFactory.Shutdown()
 	defer fooInformerFactory.Shutdown()
 
-	return controller.Run(ctx, o.workers)
+	if !o.leaderElect {
+		return controller.Run(ctx, o.workers)
+	}
+
+	// Leader election gets a client of its own, so that renewing the Lease never waits behind
+	// the controller's requests in the client-side rate limiter.
+	leaderClient, err := kubernetes.NewForConfig(rest.AddUserAgent(rest.CopyConfig(cfg), controllerAgentName+"-leader-election"))
+	if err != nil {
+		return fmt.Errorf("creating the leader election client: %w", err)
+	}
+	leaderCfg := o.leaderCfg
+	if leaderCfg.LeaseNamespace == "" {
+		leaderCfg.LeaseNamespace = ownNamespace()
+	}
+	var runErr error
+	err = leader.Run(ctx, leaderClient, leaderCfg, leader.Identity(), watchdog,
+		func(ctx context.Context) { runErr = controller.Run(ctx, o.workers) },
+		func() {
+			// Another replica may already lead: stop at once rather than write beside it.
+			logger.Error(nil, "Leader election lost; exiting")
+			klog.FlushAndExit(klog.ExitFlushTimeout, 1)
+		})
+	return errors.Join(err, runErr)
+}
+
+// ownNamespace is where this process runs: $POD_NAMESPACE (set from the Pod's metadata by the
+// shipped Deployment), the service account's namespace in a cluster, or "default".
+func ownNamespace() string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil && len(b) > 0 {
+		return strings.TrimSpace(string(b))
+	}
+	return metav1.NamespaceDefault
 }
