@@ -28,5 +28,5 @@ kube::codegen::gen_client \
   "$root/pkg/apis"
 
 # controller-gen is a `tool` in go.mod, so `go tool` runs the pinned version.
-rm -rf "$root/artifacts/crd"
+rm -f "$root"/artifacts/crd/samplecontroller.example.com_*.yaml
 go tool controller-gen crd:crdVersions=v1 paths=./pkg/apis/... output:crd:dir=artifacts/crd
