@@ -45,8 +45,8 @@ mkdir -p "$run_dir" bin
 say "Building the controller"
 go build -o bin/sample-controller .
 
-say "Installing the Foo CRD: kubectl apply -f artifacts/crd/"
-"${kubectl[@]}" apply -f artifacts/crd/
+say "Installing the Foo CRD: kubectl apply -f artifacts/crd/samplecontroller.example.com_foos.yaml"
+"${kubectl[@]}" apply -f artifacts/crd/samplecontroller.example.com_foos.yaml
 "${kubectl[@]}" wait --for=condition=Established crd/foos.samplecontroller.example.com --timeout=60s >/dev/null
 
 say "Starting the controller (log: $run_dir/controller.log)"

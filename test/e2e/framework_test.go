@@ -149,7 +149,7 @@ func kubectlApply(yaml string, args ...string) (string, error) {
 // ensureCRD installs the Foo CRD (idempotent) and waits until it is Established.
 func ensureCRD(t *testing.T) {
 	t.Helper()
-	mustKubectl(t, "apply", "-f", "artifacts/crd/")
+	mustKubectl(t, "apply", "-f", "artifacts/crd/samplecontroller.example.com_foos.yaml")
 	mustKubectl(t, "wait", "--for=condition=Established", "crd/"+crdName, "--timeout=60s")
 }
 
@@ -192,11 +192,16 @@ type controllerProcess struct {
 // and must exit cleanly.
 func startController(t *testing.T, args ...string) *controllerProcess {
 	t.Helper()
+	return startProcess(t, exec.Command(controllerBin, append([]string{"--kubeconfig=" + kubeconfig}, args...)...))
+}
+
+// startProcess runs cmd (the controller, perhaps wrapped) with its output in a log file.
+func startProcess(t *testing.T, cmd *exec.Cmd) *controllerProcess {
+	t.Helper()
 	logFile, err := os.CreateTemp(filepath.Join(repoRoot, "_output"), "e2e-controller-*.log")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(controllerBin, append([]string{"--kubeconfig=" + kubeconfig}, args...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -373,6 +378,9 @@ type auditEvent struct {
 	Stage     string `json:"stage"`
 	Verb      string `json:"verb"`
 	UserAgent string `json:"userAgent"`
+	User      struct {
+		Username string `json:"username"`
+	} `json:"user"`
 	ObjectRef *struct {
 		Resource    string `json:"resource"`
 		Namespace   string `json:"namespace"`

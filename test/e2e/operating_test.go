@@ -1,0 +1,602 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
+)
+
+const deployNamespace = "sample-controller" // the namespace artifacts/deploy installs into
+
+// ---- helpers ----
+
+// servedAddress is the address the controller logged for one of its HTTP servers.
+func servedAddress(t *testing.T, p *controllerProcess, server string) string {
+	t.Helper()
+	re := regexp.MustCompile(`"Serving" server="` + server + `" address="([^"]+)"`)
+	var addr string
+	eventually(t, p, 30*time.Second, "the "+server+" server to start", func() (bool, string) {
+		m := re.FindStringSubmatch(p.log())
+		if m == nil {
+			return false, p.logTail(3)
+		}
+		addr = m[1]
+		return true, ""
+	})
+	return addr
+}
+
+func httpGet(url string) (int, string) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// kustomize renders a kustomization with the real kubectl and decodes each object.
+func kustomize(t *testing.T, dir string) []map[string]interface{} {
+	t.Helper()
+	out := mustKubectl(t, "kustomize", dir)
+	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(out), 4096)
+	var objs []map[string]interface{}
+	for {
+		var obj map[string]interface{}
+		if err := dec.Decode(&obj); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if obj != nil {
+			objs = append(objs, obj)
+		}
+	}
+	return objs
+}
+
+func toYAML(t *testing.T, objs ...map[string]interface{}) string {
+	t.Helper()
+	var b strings.Builder
+	for _, o := range objs {
+		y, err := yaml.Marshal(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.WriteString("---\n")
+		b.Write(y)
+	}
+	return b.String()
+}
+
+// readManifest decodes one shipped manifest file into obj.
+func readManifest(t *testing.T, path string, obj interface{}) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot, path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.UnmarshalStrict(b, obj); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+// serviceAccountKubeconfig writes a kubeconfig that authenticates as a ServiceAccount with a
+// token from the TokenRequest API, as a Pod's projected token would.
+func serviceAccountKubeconfig(t *testing.T, ns, sa string) string {
+	t.Helper()
+	token := serviceAccountToken(t, ns, sa)
+	admin, err := clientcmd.LoadFromFile(kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cluster := admin.Clusters[admin.Contexts[admin.CurrentContext].Cluster]
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["local"] = cluster
+	cfg.AuthInfos["sa"] = &clientcmdapi.AuthInfo{Token: token}
+	cfg.Contexts["sa"] = &clientcmdapi.Context{Cluster: "local", AuthInfo: "sa"}
+	cfg.CurrentContext = "sa"
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func serviceAccountToken(t *testing.T, ns, sa string) string {
+	t.Helper()
+	tr, err := kubeClient.CoreV1().ServiceAccounts(ns).CreateToken(context.Background(), sa,
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}},
+		metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("TokenRequest for %s/%s: %v", ns, sa, err)
+	}
+	return tr.Status.Token
+}
+
+// ---- the manifests ----
+
+// The whole kustomization passes a server-side dry run (every object validated and admitted
+// by the real API server, nothing stored), in a namespace that enforces the restricted Pod
+// Security Standard, and the controller's pod is admitted there.
+func TestManifestsPassServerSideDryRun(t *testing.T) {
+	ensureCRD(t)
+	// The Namespace must exist for real for its objects to be dry-run into it.
+	mustKubectl(t, "apply", "-f", "artifacts/deploy/namespace.yaml")
+	ns, err := kubeClient.CoreV1().Namespaces().Get(context.Background(), deployNamespace, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ns.Labels["pod-security.kubernetes.io/enforce"] != "restricted" {
+		t.Fatalf("namespace labels = %v, want enforce=restricted", ns.Labels)
+	}
+
+	for _, dir := range []string{"artifacts/deploy", "artifacts/deploy/namespaced"} {
+		t.Run(dir, func(t *testing.T) {
+			out, err := kubectl("apply", "-k", dir, "--dry-run=server")
+			if err != nil {
+				t.Fatalf("server-side dry run of %s: %v\n%s", dir, err, out)
+			}
+			if strings.Contains(out, "Warning") {
+				t.Errorf("server-side dry run of %s warned:\n%s", dir, out)
+			}
+			for _, kind := range []string{"deployment.apps/sample-controller", "serviceaccount/sample-controller", "rolebinding.rbac.authorization.k8s.io/sample-controller-leader-election"} {
+				if !strings.Contains(out, kind) {
+					t.Errorf("dry run output lacks %s:\n%s", kind, out)
+				}
+			}
+
+			// Pod Security admission enforces on Pods: admit the Deployment's pod template as a Pod.
+			var deployment appsv1.Deployment
+			for _, obj := range kustomize(t, dir) {
+				if obj["kind"] == "Deployment" {
+					b, _ := yaml.Marshal(obj)
+					if err := yaml.Unmarshal(b, &deployment); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: "pss-check-", Namespace: deployNamespace}, Spec: deployment.Spec.Template.Spec}
+			pod.Spec.ServiceAccountName = "default" // the SA is only dry-run; PSS does not look at it
+			if _, err := kubeClient.CoreV1().Pods(deployNamespace).Create(context.Background(), pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+				t.Errorf("the controller's pod is not admitted under the restricted Pod Security Standard: %v", err)
+			}
+			if dir == "artifacts/deploy/namespaced" && !strings.Contains(strings.Join(pod.Spec.Containers[0].Args, " "), "--namespace=$(POD_NAMESPACE)") {
+				t.Errorf("the namespaced variant does not pass --namespace: %v", pod.Spec.Containers[0].Args)
+			}
+		})
+	}
+}
+
+// ---- the in-cluster path, for real ----
+
+// The controller binary runs exactly as a Pod would see itself: its ServiceAccount's token and
+// the cluster CA at /var/run/secrets/kubernetes.io/serviceaccount/, KUBERNETES_SERVICE_HOST and
+// _PORT set, and no kubeconfig anywhere. The files live on a tmpfs in a private mount namespace
+// (unshare -m), so the host's /var/run is never touched. Only the shipped RBAC is bound.
+func TestInClusterWithShippedRBAC(t *testing.T) {
+	ensureCRD(t)
+	// Everything the kustomization installs except the Deployment and its Service: this test
+	// plays the Deployment's pod itself.
+	var objs []map[string]interface{}
+	for _, obj := range kustomize(t, "artifacts/deploy") {
+		if obj["kind"] != "Deployment" && obj["kind"] != "Service" {
+			objs = append(objs, obj)
+		}
+	}
+	if out, err := kubectlApply(toYAML(t, objs...)); err != nil {
+		t.Fatalf("applying the shipped RBAC: %v\n%s", err, out)
+	}
+
+	secrets := t.TempDir()
+	admin, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caData := admin.CAData
+	if len(caData) == 0 {
+		if caData, err = os.ReadFile(admin.CAFile); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, content := range map[string][]byte{
+		"token":     []byte(serviceAccountToken(t, deployNamespace, "sample-controller")),
+		"ca.crt":    caData,
+		"namespace": []byte(deployNamespace),
+	} {
+		if err := os.WriteFile(filepath.Join(secrets, name), content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	host, port, ok := strings.Cut(strings.TrimPrefix(admin.Host, "https://"), ":")
+	if !ok {
+		t.Fatalf("cannot split %q into host and port", admin.Host)
+	}
+
+	// Inside a private mount namespace: a tmpfs over the real directory behind /var/run, with
+	// the service account files where every Pod has them, then the controller itself.
+	script := `set -e
+run_dir="$(readlink -f /var/run)"
+mount -t tmpfs tmpfs "$run_dir"
+sa=/var/run/secrets/kubernetes.io/serviceaccount
+mkdir -p "$sa"
+cp "$SECRETS_DIR"/token "$SECRETS_DIR"/ca.crt "$SECRETS_DIR"/namespace "$sa"/
+exec "$@"`
+	cmd := exec.Command("unshare", "-m", "--propagation", "private", "bash", "-c", script, "in-pod",
+		controllerBin, "--leader-elect", "--metrics-bind-address=127.0.0.1:0", "--health-probe-bind-address=127.0.0.1:0", "-v=4")
+	home := t.TempDir() // no ~/.kube/config to fall back on
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "SECRETS_DIR=" + secrets,
+		"KUBERNETES_SERVICE_HOST=" + host, "KUBERNETES_SERVICE_PORT=" + port}
+	p := startProcess(t, cmd)
+
+	eventually(t, p, 30*time.Second, "the controller to lead", func() (bool, string) {
+		return strings.Contains(p.log(), "Became the leader"), p.logTail(3)
+	})
+	if !strings.Contains(p.log(), "Using in-cluster configuration") {
+		t.Errorf("the controller did not use the in-cluster configuration:\n%s", p.logTail(20))
+	}
+	if !strings.Contains(p.log(), `lease="`+deployNamespace+`/sample-controller"`) {
+		t.Errorf("the Lease is not in the service account's namespace %s", deployNamespace)
+	}
+
+	ns := newNamespace(t)
+	mark := auditMark(t)
+	createFoo(t, newFoo(ns, "in-cluster", "in-cluster", 2))
+	waitForFooConverged(t, p, ns, "in-cluster", 60*time.Second)
+	users := map[string]bool{}
+	for _, e := range writesOf(controllerRequestsSince(t, mark, ns)) {
+		users[e.User.Username] = true
+	}
+	if want := "system:serviceaccount:sample-controller:sample-controller"; len(users) != 1 || !users[want] {
+		t.Errorf("the controller's writes came from %v, want only %s", users, want)
+	}
+}
+
+// ---- least privilege ----
+
+// Every rule of the shipped ClusterRole and leader-election Role is needed: without it,
+// something a user would notice breaks. And all of them together are enough.
+func TestEveryRBACRuleIsNeeded(t *testing.T) {
+	ensureCRD(t)
+	var clusterRole rbacv1.ClusterRole
+	readManifest(t, "artifacts/deploy/clusterrole.yaml", &clusterRole)
+	var leaseRole rbacv1.Role
+	readManifest(t, "artifacts/deploy/base/leader-election-role.yaml", &leaseRole)
+
+	// What breaks without each rule, in the order of the manifests.
+	type breakage func(t *testing.T, env *rbacEnv)
+	clusterRoleBreaks := []breakage{
+		0: func(t *testing.T, e *rbacEnv) { e.expectNeverReady(t) },                // foos list/watch
+		1: func(t *testing.T, e *rbacEnv) { e.expectDeploymentButNoStatus(t) },     // foos/status update
+		2: func(t *testing.T, e *rbacEnv) { e.expectNeverReady(t) },                // deployments list/watch
+		3: func(t *testing.T, e *rbacEnv) { e.expectNoDeployment(t, "forbidden") }, // deployments create
+		4: func(t *testing.T, e *rbacEnv) { e.expectDriftNotReverted(t) },          // deployments update
+		5: func(t *testing.T, e *rbacEnv) { e.expectConvergedWithoutEvents(t) },    // events create/patch
+	}
+	leaseRoleBreaks := []breakage{
+		0: func(t *testing.T, e *rbacEnv) { e.expectNeverLeads(t) }, // leases create
+		1: func(t *testing.T, e *rbacEnv) { e.expectNeverLeads(t) }, // leases get/update
+	}
+	if len(clusterRoleBreaks) != len(clusterRole.Rules) || len(leaseRoleBreaks) != len(leaseRole.Rules) {
+		t.Fatalf("the manifests have %d + %d rules but this test knows %d + %d: say what breaks without each new rule",
+			len(clusterRole.Rules), len(leaseRole.Rules), len(clusterRoleBreaks), len(leaseRoleBreaks))
+	}
+
+	without := func(rules []rbacv1.PolicyRule, i int) []rbacv1.PolicyRule {
+		out := append([]rbacv1.PolicyRule{}, rules[:i]...)
+		return append(out, rules[i+1:]...)
+	}
+	for i, rule := range clusterRole.Rules {
+		t.Run(fmt.Sprintf("ClusterRole without %s %v", strings.Join(rule.Resources, ","), rule.Verbs), func(t *testing.T) {
+			clusterRoleBreaks[i](t, newRBACEnv(t, without(clusterRole.Rules, i), leaseRole.Rules))
+		})
+	}
+	for i, rule := range leaseRole.Rules {
+		t.Run(fmt.Sprintf("Role without %s %v", strings.Join(rule.Resources, ","), rule.Verbs), func(t *testing.T) {
+			leaseRoleBreaks[i](t, newRBACEnv(t, clusterRole.Rules, without(leaseRole.Rules, i)))
+		})
+	}
+	t.Run("all rules together are enough", func(t *testing.T) {
+		e := newRBACEnv(t, clusterRole.Rules, leaseRole.Rules)
+		waitForFooConverged(t, e.p, e.ns, "f", 60*time.Second)
+		mustKubectl(t, "scale", "deployment/f", "-n", e.ns, "--replicas=3")
+		waitForDeploymentReplicas(t, e.p, e.ns, "f", 1)
+		eventually(t, e.p, 15*time.Second, "events about the Foo", func() (bool, string) {
+			out, _ := kubectl("get", "events", "-n", e.ns, "--field-selector", "involvedObject.kind=Foo")
+			return strings.Contains(out, "DeploymentCreated") && strings.Contains(out, "DeploymentUpdated"), out
+		})
+		if strings.Contains(strings.ToLower(e.p.log()), "forbidden") {
+			t.Errorf("the controller was refused something with the full set of rules:\n%s", e.p.logTail(20))
+		}
+	})
+}
+
+// rbacEnv is one namespace where a ServiceAccount holds the given rules (the ClusterRole's
+// through a RoleBinding, so only in this namespace) and the controller runs as that account,
+// scoped to the namespace, with leader election on a Lease there. A Foo "f" is created.
+type rbacEnv struct {
+	ns    string
+	p     *controllerProcess
+	ready string // the /readyz URL
+}
+
+func newRBACEnv(t *testing.T, rules, leaseRules []rbacv1.PolicyRule) *rbacEnv {
+	t.Helper()
+	ns := newNamespace(t)
+	ctx := context.Background()
+	rbac := kubeClient.RbacV1()
+	if _, err := kubeClient.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "ctl"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	subject := []rbacv1.Subject{{Kind: "ServiceAccount", Name: "ctl", Namespace: ns}}
+	if _, err := rbac.Roles(ns).Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "controller"}, Rules: rules}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rbac.Roles(ns).Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "leases"}, Rules: leaseRules}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, role := range []string{"controller", "leases"} {
+		if _, err := rbac.RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: role},
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: role},
+			Subjects:   subject,
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(controllerBin, "--kubeconfig="+serviceAccountKubeconfig(t, ns, "ctl"), "--namespace="+ns,
+		"--leader-elect", "--leader-elect-namespace="+ns, "--health-probe-bind-address=127.0.0.1:0", "-v=2")
+	p := startProcess(t, cmd)
+	e := &rbacEnv{ns: ns, p: p, ready: "http://" + servedAddress(t, p, "probes") + "/readyz"}
+	createFoo(t, newFoo(ns, "f", "f", 1))
+	return e
+}
+
+// hold asserts that cond stays true for d: the breakage persists, it is not just slow.
+func (e *rbacEnv) hold(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if ok, state := cond(); !ok {
+			t.Fatalf("expected %s for %s, but: %s", what, d, state)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (e *rbacEnv) deploymentExists() bool {
+	_, err := getDeployment(e.ns, "f")
+	return err == nil
+}
+
+func (e *rbacEnv) expectNeverReady(t *testing.T) {
+	e.hold(t, 10*time.Second, "/readyz failing and no Deployment", func() (bool, string) {
+		code, body := httpGet(e.ready)
+		return code == http.StatusServiceUnavailable && !e.deploymentExists(), fmt.Sprintf("readyz %d %s", code, body)
+	})
+	if !strings.Contains(e.p.log(), "forbidden") {
+		t.Errorf("the log does not say what was forbidden:\n%s", e.p.logTail(10))
+	}
+}
+
+func (e *rbacEnv) expectNoDeployment(t *testing.T, logSays string) {
+	eventually(t, e.p, 20*time.Second, "the controller to lead and be refused", func() (bool, string) {
+		return strings.Contains(e.p.log(), logSays), e.p.logTail(3)
+	})
+	e.hold(t, 5*time.Second, "no Deployment", func() (bool, string) { return !e.deploymentExists(), "the Deployment exists" })
+}
+
+func (e *rbacEnv) expectNeverLeads(t *testing.T) {
+	e.hold(t, 10*time.Second, "no leader and no Deployment", func() (bool, string) {
+		return !strings.Contains(e.p.log(), "Became the leader") && !e.deploymentExists(), e.p.logTail(3)
+	})
+	if !strings.Contains(e.p.log(), "forbidden") {
+		t.Errorf("the log does not say what was forbidden:\n%s", e.p.logTail(10))
+	}
+}
+
+func (e *rbacEnv) expectDeploymentButNoStatus(t *testing.T) {
+	eventually(t, e.p, 20*time.Second, "the Deployment", func() (bool, string) { return e.deploymentExists(), "" })
+	e.hold(t, 5*time.Second, "no status on the Foo", func() (bool, string) {
+		foo := getFoo(t, e.ns, "f")
+		return foo.Status.ObservedGeneration == 0 && len(foo.Status.Conditions) == 0, fmt.Sprintf("%+v", foo.Status)
+	})
+}
+
+func (e *rbacEnv) expectDriftNotReverted(t *testing.T) {
+	waitForFooConverged(t, e.p, e.ns, "f", 60*time.Second)
+	mustKubectl(t, "scale", "deployment/f", "-n", e.ns, "--replicas=3")
+	e.hold(t, 5*time.Second, "the drift to stay", func() (bool, string) {
+		d, err := getDeployment(e.ns, "f")
+		return err == nil && *d.Spec.Replicas == 3, fmt.Sprint(err)
+	})
+	if !strings.Contains(e.p.log(), "forbidden") {
+		t.Errorf("the log does not say the update was forbidden:\n%s", e.p.logTail(10))
+	}
+}
+
+func (e *rbacEnv) expectConvergedWithoutEvents(t *testing.T) {
+	waitForFooConverged(t, e.p, e.ns, "f", 60*time.Second)
+	e.hold(t, 5*time.Second, "no events about the Foo", func() (bool, string) {
+		list, err := kubeClient.CoreV1().Events(e.ns).List(context.Background(), metav1.ListOptions{FieldSelector: "involvedObject.kind=Foo"})
+		return err == nil && len(list.Items) == 0, fmt.Sprint(len(list.Items), err)
+	})
+}
+
+// ---- leader election ----
+
+// Two replicas: only the leader works. Killed with SIGKILL, the leader is replaced by the
+// standby within the lease duration, and Foos created meanwhile converge. Stopped with SIGTERM,
+// the leader releases the Lease and the standby takes over at once.
+func TestLeaderElection(t *testing.T) {
+	ensureCRD(t)
+	ns := newNamespace(t)
+	const leaseDuration = 15 * time.Second
+	start := func() *controllerProcess {
+		return startController(t, "--namespace="+ns, "--leader-elect", "--leader-elect-namespace="+ns, "-v=2")
+	}
+	leads := func(p *controllerProcess) func() (bool, string) {
+		return func() (bool, string) { return strings.Contains(p.log(), "Became the leader"), p.logTail(2) }
+	}
+
+	a := start()
+	eventually(t, a, 30*time.Second, "the first process to lead", leads(a))
+	b := start()
+	eventually(t, b, 30*time.Second, "the second process to stand by", func() (bool, string) {
+		return strings.Contains(b.log(), "standing by"), b.logTail(2)
+	})
+	createFoo(t, newFoo(ns, "first", "first", 1))
+	waitForFooConverged(t, a, ns, "first", 60*time.Second)
+	if strings.Contains(b.log(), "Started syncing Foo") || strings.Contains(b.log(), "Became the leader") {
+		t.Fatalf("the standby worked while the leader was alive:\n%s", b.logTail(10))
+	}
+
+	a.kill()
+	killed := time.Now()
+	createFoo(t, newFoo(ns, "after-kill", "after-kill", 1))
+	eventually(t, b, leaseDuration+10*time.Second, "the standby to take over", leads(b))
+	takeover := time.Since(killed)
+	t.Logf("takeover after SIGKILL of the leader: %s (lease duration %s)", takeover.Round(100*time.Millisecond), leaseDuration)
+	if takeover > leaseDuration+5*time.Second {
+		t.Errorf("takeover took %s, want within the lease duration (%s) plus a retry", takeover, leaseDuration)
+	}
+	waitForFooConverged(t, b, ns, "after-kill", 60*time.Second)
+
+	c := start()
+	eventually(t, c, 30*time.Second, "a new standby", func() (bool, string) {
+		return strings.Contains(c.log(), "standing by"), c.logTail(2)
+	})
+	b.stop() // SIGTERM; stop fails the test unless the exit status is 0
+	released := time.Now()
+	if !strings.Contains(b.log(), "Released the Lease") {
+		t.Errorf("SIGTERM did not release the Lease:\n%s", b.logTail(10))
+	}
+	eventually(t, c, 10*time.Second, "the standby to take over after a release", leads(c))
+	handover := time.Since(released)
+	t.Logf("takeover after SIGTERM of the leader: %s", handover.Round(100*time.Millisecond))
+	if handover > 5*time.Second {
+		t.Errorf("takeover after a released Lease took %s, want about one retry period (2s)", handover)
+	}
+	createFoo(t, newFoo(ns, "after-term", "after-term", 1))
+	waitForFooConverged(t, c, ns, "after-term", 60*time.Second)
+}
+
+// ---- metrics and probes ----
+
+// /readyz fails until the caches are synced, then passes; /healthz passes; /metrics has the
+// workqueue, REST client, leader election and reconcile metrics with plausible values.
+func TestMetricsAndProbes(t *testing.T) {
+	ensureCRD(t)
+	ns := newNamespace(t)
+	// A slow client (one request every 2s) makes the time before the caches sync long
+	// enough to observe /readyz failing.
+	p := startController(t, "--namespace="+ns, "--leader-elect", "--leader-elect-namespace="+ns,
+		"--metrics-bind-address=127.0.0.1:0", "--health-probe-bind-address=127.0.0.1:0", "--kube-api-qps=0.5", "--kube-api-burst=1", "-v=2")
+	probes := "http://" + servedAddress(t, p, "probes")
+	metricsURL := "http://" + servedAddress(t, p, "metrics") + "/metrics"
+
+	code, body := httpGet(probes + "/readyz")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "informers-synced failed") {
+		t.Errorf("/readyz before the caches synced = %d %q, want 503 naming informers-synced", code, body)
+	}
+	// client-go's reflector logs "Caches populated" (at -v=2) once its LIST is in the cache.
+	if n := strings.Count(p.log(), "Caches populated"); n == 2 {
+		t.Errorf("both caches were already populated; the test did not observe the unsynced state")
+	}
+	eventually(t, p, 60*time.Second, "/readyz to pass", func() (bool, string) {
+		code, body := httpGet(probes + "/readyz")
+		return code == http.StatusOK, fmt.Sprintf("%d %s", code, body)
+	})
+	if n := strings.Count(p.log(), "Caches populated"); n != 2 {
+		t.Errorf("/readyz passed with %d of the 2 caches populated", n)
+	}
+	if code, body := httpGet(probes + "/healthz?verbose"); code != http.StatusOK || !strings.Contains(body, "leaderElection ok") {
+		t.Errorf("/healthz = %d %q, want 200 with the leader election check", code, body)
+	}
+
+	createFoo(t, newFoo(ns, "measured", "measured", 1))
+	waitForFooConverged(t, p, ns, "measured", 60*time.Second)
+	_, text := httpGet(metricsURL)
+	for _, m := range []struct {
+		series string // name{labels...}: every label given must match
+		min    float64
+	}{
+		{`workqueue_adds_total{name="foos"}`, 1},
+		{`workqueue_work_duration_seconds_count{name="foos"}`, 1},
+		{`workqueue_depth{name="foos"}`, 0},
+		{`rest_client_requests_total{code="201",method="POST"}`, 1},
+		{`rest_client_requests_total{code="200",method="PUT"}`, 1},
+		{`leader_election_master_status{name="sample-controller"}`, 1},
+		{`samplecontroller_reconcile_total{result="success"}`, 1},
+		{`samplecontroller_reconcile_duration_seconds_count`, 1},
+	} {
+		v, ok := metricValue(text, m.series)
+		if !ok {
+			t.Errorf("/metrics has no %s", m.series)
+			continue
+		}
+		if v < m.min {
+			t.Errorf("%s = %v, want at least %v", m.series, v, m.min)
+		}
+	}
+	if v, _ := metricValue(text, `samplecontroller_reconcile_total{result="dropped"}`); v != 0 {
+		t.Errorf("dropped reconciles = %v, want 0", v)
+	}
+}
+
+// metricValue sums the samples of a series in the Prometheus text format; series is a name
+// with optional labels, each of which must be present on a sample to count it.
+func metricValue(text, series string) (float64, bool) {
+	name, labels, _ := strings.Cut(series, "{")
+	var wantLabels []string
+	if labels = strings.TrimSuffix(labels, "}"); labels != "" {
+		wantLabels = strings.Split(labels, ",")
+	}
+	var sum float64
+	found := false
+	for _, line := range strings.Split(text, "\n") {
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		match := true
+		for _, l := range wantLabels {
+			if !strings.Contains(line, l) {
+				match = false
+			}
+		}
+		if !match {
+			continue
+		}
+		fields := strings.Fields(line)
+		v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
+		if err != nil {
+			continue
+		}
+		sum += v
+		found = true
+	}
+	return sum, found
+}
