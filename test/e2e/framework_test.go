@@ -63,8 +63,12 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	clusterName := "sample-controller-e2e"
-	clusterDir = filepath.Join(repoRoot, "_output", "e2e-cluster")
+	// E2E_CLUSTER_NAME lets two runs on one machine use separate clusters.
+	clusterName := os.Getenv("E2E_CLUSTER_NAME")
+	if clusterName == "" {
+		clusterName = "sample-controller-e2e"
+	}
+	clusterDir = filepath.Join(repoRoot, "_output", clusterName)
 	env := append(os.Environ(), "LOCAL_CLUSTER_NAME="+clusterName, "LOCAL_CLUSTER_DIR="+clusterDir, "LOCAL_CLUSTER_NODES=2")
 
 	// A fresh cluster for every run: nothing from an earlier run can leak into this one.
@@ -92,7 +96,7 @@ func runMain(m *testing.M) int {
 
 	// The controller under test is built with the race detector: the end-to-end runs then also
 	// check for data races in the real process.
-	controllerBin = filepath.Join(repoRoot, "_output", "e2e", "sample-controller")
+	controllerBin = filepath.Join(repoRoot, "_output", clusterName+"-bin", "sample-controller")
 	if err := runScript(os.Environ(), "go", "build", "-race", "-o", controllerBin, "."); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: building the controller:", err)
 		return 1
