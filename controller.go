@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"sync"
 	"time"
 
@@ -525,7 +526,7 @@ func (c *Controller) syncFoo(ctx context.Context, key cache.ObjectName) error {
 	deployment, err := c.deploymentsLister.Deployments(foo.Namespace).Get(foo.Spec.DeploymentName)
 	if apierrors.IsNotFound(err) {
 		// POST /apis/apps/v1/namespaces/NS/deployments
-		logger.V(2).Info("Creating Deployment", "deployment", klog.KRef(foo.Namespace, foo.Spec.DeploymentName))
+		logger.V(2).Info("Deployment does not exist; creating it", "deployment", klog.KRef(foo.Namespace, foo.Spec.DeploymentName))
 		deployment, err = c.kubeclientset.AppsV1().Deployments(foo.Namespace).Create(ctx, newDeployment(foo),
 			metav1.CreateOptions{FieldManager: controllerAgentName})
 		if err != nil {
@@ -545,6 +546,8 @@ func (c *Controller) syncFoo(ctx context.Context, key cache.ObjectName) error {
 		// retry in a loop that cannot succeed. When that Deployment is deleted, handleDeployment
 		// enqueues this Foo again through the deploymentName index.
 		msg := fmt.Sprintf("Deployment %s already exists and is not controlled by this Foo; delete it, or recreate the Foo with another spec.deploymentName", deployment.Name)
+		logger.V(2).Info("Deployment is not controlled by this Foo; leaving it alone", "deployment", klog.KObj(deployment),
+			"controller", metav1.GetControllerOf(deployment))
 		cond := newReadyCondition(foo, metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentNotOwned, msg)
 		return c.updateFooStatus(ctx, foo, nil, cond, EventDeploymentNotOwned)
 	}
@@ -553,19 +556,23 @@ func (c *Controller) syncFoo(ctx context.Context, key cache.ObjectName) error {
 	// back. We write with Update (PUT) on a DeepCopy of the cached object rather than with
 	// server-side apply: the copy carries the resourceVersion we read, so if the Deployment
 	// changed since, the API server answers 409 Conflict instead of overwriting a change we have
-	// not seen; and deploymentNeedsUpdate decides locally whether a write is needed at all, which
-	// is what makes a converged Foo cost zero writes.
-	if desired := newDeployment(foo); deploymentNeedsUpdate(desired, deployment) {
+	// not seen; and driftedFields decides locally whether a write is needed at all, which is
+	// what makes a converged Foo cost zero writes.
+	desired := newDeployment(foo)
+	if drifted := driftedFields(desired, deployment); len(drifted) > 0 {
 		updated := deployment.DeepCopy()
 		setManagedFields(updated, desired)
-		logger.V(2).Info("Deployment differs from the Foo's spec; updating", "deployment", klog.KObj(deployment))
+		logger.V(2).Info("Deployment differs from the Foo's spec; updating it", "deployment", klog.KObj(deployment), "drifted", drifted)
 		// PUT /apis/apps/v1/namespaces/NS/deployments/NAME
 		deployment, err = c.kubeclientset.AppsV1().Deployments(foo.Namespace).Update(ctx, updated,
 			metav1.UpdateOptions{FieldManager: controllerAgentName})
 		if err != nil {
 			return fmt.Errorf("updating Deployment %s/%s: %w", foo.Namespace, foo.Spec.DeploymentName, err)
 		}
-		c.recorder.Eventf(foo, corev1.EventTypeNormal, EventDeploymentUpdated, "Updated Deployment %s to match the Foo's spec", deployment.Name)
+		c.recorder.Eventf(foo, corev1.EventTypeNormal, EventDeploymentUpdated, "Updated Deployment %s to match the Foo's spec (%s)",
+			deployment.Name, strings.Join(drifted, ", "))
+	} else {
+		logger.V(2).Info("Deployment matches the Foo's spec", "deployment", klog.KObj(deployment))
 	}
 
 	return c.updateFooStatus(ctx, foo, deployment, deploymentReadyCondition(foo, deployment), "")
@@ -619,18 +626,28 @@ func newDeployment(foo *samplev1alpha1.Foo) *appsv1.Deployment {
 	}
 }
 
-// deploymentNeedsUpdate reports whether the live Deployment differs from the desired one in a
-// field this controller manages: replicas, selector, its labels, and the pod template.
+// driftedFields lists the fields this controller manages (replicas, selector, labels, pod
+// template) in which the live Deployment differs from the desired one; empty means in sync.
 //
 // The live object has many fields we never set, filled in by the API server's defaulting
 // (imagePullPolicy, restartPolicy, terminationMessagePath, ...). equality.Semantic.DeepDerivative
 // compares only what desired sets: "is every field desired sets equal in live?". Labels and
 // annotations others add are allowed; an extra or removed container is not.
-func deploymentNeedsUpdate(desired, live *appsv1.Deployment) bool {
-	return live.Spec.Replicas == nil || *live.Spec.Replicas != *desired.Spec.Replicas ||
-		!equality.Semantic.DeepEqual(live.Spec.Selector, desired.Spec.Selector) ||
-		!equality.Semantic.DeepDerivative(desired.Labels, live.Labels) ||
-		templateDrifted(desired, live)
+func driftedFields(desired, live *appsv1.Deployment) []string {
+	var drifted []string
+	if live.Spec.Replicas == nil || *live.Spec.Replicas != *desired.Spec.Replicas {
+		drifted = append(drifted, "spec.replicas")
+	}
+	if !equality.Semantic.DeepEqual(live.Spec.Selector, desired.Spec.Selector) {
+		drifted = append(drifted, "spec.selector")
+	}
+	if !equality.Semantic.DeepDerivative(desired.Labels, live.Labels) {
+		drifted = append(drifted, "metadata.labels")
+	}
+	if templateDrifted(desired, live) {
+		drifted = append(drifted, "spec.template")
+	}
+	return drifted
 }
 
 func templateDrifted(desired, live *appsv1.Deployment) bool {
@@ -718,14 +735,14 @@ func (c *Controller) updateFooStatus(ctx context.Context, foo *samplev1alpha1.Fo
 		c.recorder.Event(foo, corev1.EventTypeWarning, warningReason, ready.Message)
 	}
 	if equality.Semantic.DeepEqual(foo.Status, fooCopy.Status) {
-		klog.FromContext(ctx).V(4).Info("Status unchanged; nothing to write")
+		klog.FromContext(ctx).V(2).Info("Status unchanged; no write needed")
 		return nil
 	}
 
 	// PUT /apis/samplecontroller.example.com/v1alpha1/namespaces/NS/foos/NAME/status
 	// The status subresource changes status only (the spec in our copy is ignored), and the
 	// main resource ignores status changes: users own spec, the controller owns status.
-	klog.FromContext(ctx).V(2).Info("Updating Foo status", "ready", ready.Status, "reason", ready.Reason,
+	klog.FromContext(ctx).V(2).Info("Status changed; updating it", "ready", ready.Status, "reason", ready.Reason,
 		"availableReplicas", fooCopy.Status.AvailableReplicas)
 	_, err := c.sampleclientset.SamplecontrollerV1alpha1().Foos(foo.Namespace).UpdateStatus(ctx, fooCopy,
 		metav1.UpdateOptions{FieldManager: controllerAgentName})

@@ -736,3 +736,32 @@ func TestResolveFooResource(t *testing.T) {
 		t.Fatalf("with the CRD: %v, %v; want foos", gvr, err)
 	}
 }
+
+func TestDriftedFieldsNamesWhatDiffers(t *testing.T) {
+	foo := newFoo("test", 2).foo
+	desired := newDeployment(foo)
+	tests := []struct {
+		name   string
+		mutate func(d *appsv1.Deployment)
+		want   []string
+	}{
+		{"as the API server returns it", func(d *appsv1.Deployment) {}, nil},
+		{"replicas", func(d *appsv1.Deployment) { d.Spec.Replicas = ptr.To[int32](9) }, []string{"spec.replicas"}},
+		{"selector", func(d *appsv1.Deployment) { d.Spec.Selector.MatchLabels = map[string]string{"x": "y"} }, []string{"spec.selector"}},
+		{"labels", func(d *appsv1.Deployment) { d.Labels = nil }, []string{"metadata.labels"}},
+		{"image and replicas", func(d *appsv1.Deployment) {
+			d.Spec.Template.Spec.Containers[0].Image = "other"
+			d.Spec.Replicas = nil
+		}, []string{"spec.replicas", "spec.template"}},
+		{"container removed", func(d *appsv1.Deployment) { d.Spec.Template.Spec.Containers = nil }, []string{"spec.template"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			live := newDeploymentFor(foo).d
+			tc.mutate(live)
+			if got := driftedFields(desired, live); !equality.Semantic.DeepEqual(got, tc.want) {
+				t.Errorf("driftedFields = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
