@@ -63,6 +63,10 @@ const (
 	// informer, or any change to the Foo or its Deployment, puts it back in the queue.
 	maxRetries = 15
 
+	// statusAfterCreateDelay is how soon a Foo whose Deployment was just created is synced
+	// again at the latest, to write its first status (see syncFoo).
+	statusAfterCreateDelay = time.Second
+
 	// syncTimeout bounds one syncFoo. Workers finish the key in hand on shutdown (see
 	// processNextWorkItem), so a sync must not be able to block forever on a dead API server.
 	syncTimeout = 30 * time.Second
@@ -176,6 +180,10 @@ type Controller struct {
 	// syncHandler is syncFoo; a field so that tests can drive the worker loop with their own.
 	syncHandler func(ctx context.Context, key cache.ObjectName) error
 
+	// Events are recorded asynchronously and sent through eventsClient. main gives it a client
+	// of its own, so that events never wait in the client-side rate limiter behind (or delay)
+	// the writes that reconcile Foos.
+	eventsClient     typedcorev1.EventsGetter
 	eventBroadcaster record.EventBroadcaster
 	recorder         record.EventRecorder
 }
@@ -217,6 +225,7 @@ func NewController(
 		// once a metrics provider is registered.
 		workqueue: workqueue.NewTypedRateLimitingQueueWithConfig(rateLimiter,
 			workqueue.TypedRateLimitingQueueConfig[cache.ObjectName]{Name: "foos"}),
+		eventsClient:     kubeclientset.CoreV1(),
 		eventBroadcaster: eventBroadcaster,
 		recorder:         recorder,
 	}
@@ -393,7 +402,7 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 	// Events go to the API server (core/v1 Events) and to the log. Shutdown flushes what is
 	// buffered, so the last events before exit are not lost.
 	c.eventBroadcaster.StartStructuredLogging(3)
-	c.eventBroadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.kubeclientset.CoreV1().Events("")})
+	c.eventBroadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.eventsClient.Events("")})
 	defer c.eventBroadcaster.Shutdown()
 
 	logger.Info("Starting Foo controller", "workers", workers)
@@ -534,6 +543,14 @@ func (c *Controller) syncFoo(ctx context.Context, key cache.ObjectName) error {
 			return fmt.Errorf("creating Deployment %s/%s: %w", foo.Namespace, foo.Spec.DeploymentName, err)
 		}
 		c.recorder.Eventf(foo, corev1.EventTypeNormal, EventDeploymentCreated, "Created Deployment %s", deployment.Name)
+		// A Deployment created this instant has no status yet. The Deployment controller (in
+		// kube-controller-manager) reports its first one within milliseconds, and that change
+		// brings this Foo back through handleDeployment; a status written now ("0 available")
+		// would be outdated at once, so the first status write waits for that report. This
+		// saves one write per new Foo. AddAfter is the safety net: without a report (say,
+		// kube-controller-manager is down) the Foo is synced again soon and reports what it sees.
+		c.workqueue.AddAfter(key, statusAfterCreateDelay)
+		return nil
 	} else if err != nil {
 		return err
 	}

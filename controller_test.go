@@ -239,9 +239,9 @@ func TestSyncFoo(t *testing.T) {
 		check       check
 	}{
 		{
-			name:       "new Foo: create the Deployment, report it progressing",
+			name:       "new Foo: create the Deployment; the first status waits for its first report",
 			foo:        newFoo("test", 3).foo,
-			wantWrites: []string{"create deployments", "update foos/status"},
+			wantWrites: []string{"create deployments"},
 			wantEvents: []string{"Normal DeploymentCreated"},
 			check: func(t *testing.T, f *fixture, w []core.Action) {
 				d := objectOf(t, w[0]).(*appsv1.Deployment)
@@ -252,11 +252,23 @@ func TestSyncFoo(t *testing.T) {
 				if ref == nil || ref.UID != "uid-test" || ref.Kind != "Foo" || ref.APIVersion != "samplecontroller.example.com/v1alpha1" || !*ref.BlockOwnerDeletion {
 					t.Errorf("controller ownerReference = %+v, want the Foo with blockOwnerDeletion", ref)
 				}
-				foo := objectOf(t, w[1]).(*samplev1alpha1.Foo)
+				// The safety net: the Foo comes back by itself even if no Deployment event does.
+				waitForQueueLen(t, f.controller.workqueue, 1)
+			},
+		},
+		{
+			name: "Deployment exists without any status yet: report it progressing",
+			foo:  newFoo("test", 3).foo,
+			deployments: []*appsv1.Deployment{newDeploymentFor(newFoo("test", 3).foo).mutate(func(d *appsv1.Deployment) {
+				d.Status = appsv1.DeploymentStatus{}
+			}).d},
+			wantWrites: []string{"update foos/status"},
+			check: func(t *testing.T, f *fixture, w []core.Action) {
+				foo := objectOf(t, w[0]).(*samplev1alpha1.Foo)
 				if foo.Status.ObservedGeneration != 1 {
 					t.Errorf("observedGeneration = %d, want 1", foo.Status.ObservedGeneration)
 				}
-				if c := readyOf(t, w[1]); c.Status != metav1.ConditionFalse || c.Reason != samplev1alpha1.ReasonDeploymentProgressing || c.ObservedGeneration != 1 {
+				if c := readyOf(t, w[0]); c.Status != metav1.ConditionFalse || c.Reason != samplev1alpha1.ReasonDeploymentProgressing || c.ObservedGeneration != 1 {
 					t.Errorf("Ready = %+v, want False/DeploymentProgressing at generation 1", c)
 				}
 			},

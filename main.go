@@ -238,6 +238,11 @@ func run(ctx context.Context, o options) error {
 	}
 
 	synced.Store(controller)
+	eventsClient, err := kubernetes.NewForConfig(rest.CopyConfig(cfg))
+	if err != nil {
+		return fmt.Errorf("creating the events client: %w", err)
+	}
+	controller.eventsClient = eventsClient.CoreV1()
 
 	// Start runs the informers requested so far, each in its own goroutine, until ctx ends.
 	// With leader election, standbys run them too: their caches are warm when they take over.

@@ -1,0 +1,492 @@
+#!/usr/bin/env bash
+# A live tour of the Kubernetes API, as this controller sees it (`make tour`).
+#
+# Each step prints one line saying what it shows, then the exact command, then what came back
+# (trimmed to the fields that matter). It needs no controller: it is about the API itself.
+# docs/walkthrough.md explains the same concepts in the order a Foo's data flows.
+#
+#   discovery    api-versions, api-resources, GET /api, /apis, /apis/GROUP/VERSION
+#   requests     who we are (authentication), what we may do (authorization), admission
+#                (defaulting, schema and CEL validation)
+#   reads        GET one Foo and the list, with kubectl get --raw and with curl via kubectl proxy
+#   watch        a raw ?watch=true stream while a Foo is created, changed and deleted; the
+#                watch-list an informer starts with; 410 Gone for a too-old resourceVersion
+#   writes       POST, PUT, merge PATCH, server-side apply, DELETE
+#   subresources /status and /scale
+#   concurrency  409 Conflict for a write based on a stale resourceVersion
+#   mapping      GroupVersionKind -> GroupVersionResource -> URL path (hack/resolve-gvr)
+#
+# Cluster: $KUBECONFIG when set; otherwise the local control plane (hack/local-cluster.sh up,
+# which honours LOCAL_CLUSTER_NAME and LOCAL_CLUSTER_DIR), left running afterwards.
+# kubectl: $KUBECTL, else the local cluster's ($CLUSTER_BIN_DIR/kubectl), else the one on PATH.
+# It installs the Foo CRD (and leaves it), works in its own namespace ($TOUR_NAMESPACE, default
+# "tour"), and deletes that namespace at the end. Everything listens on 127.0.0.1 only.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+source hack/lib/versions.sh
+
+namespace="${TOUR_NAMESPACE:-tour}"
+group=samplecontroller.example.com
+version=v1alpha1
+gv="$group/$version"
+foos="/apis/$gv/namespaces/$namespace/foos" # the collection's path; one Foo is $foos/NAME
+crd=artifacts/crd/samplecontroller.example.com_foos.yaml
+
+if [[ -t 1 ]]; then
+  bold=$'\033[1m' dim=$'\033[2m' reset=$'\033[0m'
+else
+  bold='' dim='' reset=''
+fi
+
+# ---- presentation --------------------------------------------------------------------------
+
+step_no=0
+# step prints the one-line explanation that comes before each step.
+step() {
+  step_no=$((step_no + 1))
+  printf '\n%s%d. %s%s\n' "$bold" "$step_no" "$*" "$reset"
+}
+section() { printf '\n%s==== %s ====%s\n' "$bold" "$*" "$reset"; }
+say() { printf '%s# %s%s\n' "$dim" "$*" "$reset"; }
+
+# show_cmd prints a command as one could paste it into a shell.
+show_cmd() {
+  local out='' arg
+  for arg in "$@"; do
+    if [[ "$arg" =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then
+      out+=" $arg"
+    else
+      out+=" '${arg//\'/\'\\\'\'}'"
+    fi
+  done
+  printf '$%s\n' "$out"
+}
+
+# run shows a command, then runs it.
+run() {
+  show_cmd "$@"
+  "$@"
+}
+
+# kubectl is the real one; the wrapper only keeps the shown commands short.
+kubectl() { "${kubectl_bin[@]}" "$@"; }
+
+# http EXPECTED_CODE METHOD PATH [CURL_ARGS...] sends one request through kubectl proxy, shows
+# the command and the status line, and keeps the response body in $body. An unexpected status
+# code ends the tour: every step's outcome is part of what it teaches.
+body=''
+http() {
+  local want="$1" method="$2" path="$3" code
+  shift 3
+  show_cmd curl -sS -X "$method" "$@" "$proxy$path"
+  code="$(curl -sS -o "$tmp/body" -w '%{http_code}' -X "$method" "$@" "$proxy$path")"
+  body="$(cat "$tmp/body")"
+  printf '<- HTTP %s %s\n' "$code" "$(status_text "$code")"
+  if [[ "$code" != "$want" ]]; then
+    printf 'tour: expected HTTP %s from %s %s, got %s:\n%s\n' "$want" "$method" "$path" "$code" "$body" >&2
+    exit 1
+  fi
+}
+
+status_text() {
+  case "$1" in
+    200) echo OK ;; 201) echo Created ;; 403) echo Forbidden ;; 404) echo "Not Found" ;;
+    409) echo Conflict ;; 410) echo Gone ;; 422) echo "Unprocessable Entity" ;; *) echo ;;
+  esac
+}
+
+# pick FIELD... prints chosen fields of the JSON on stdin, one "field: value" line each.
+# A field is a dotted path; "name[]" maps the rest of the path over a list (at the end of the
+# path: one line per element); "name[key=value]" picks the list element whose key is value.
+# "." prints the whole document, indented.
+pick() { python3 "$tmp/tour_json.py" pick "$@"; }
+# value FIELD prints one field of the JSON on stdin as plain text.
+value() { python3 "$tmp/tour_json.py" value "$1"; }
+# events summarizes a watch stream (one JSON event per line) on stdin.
+events() { python3 "$tmp/tour_json.py" events; }
+
+# ---- setup ---------------------------------------------------------------------------------
+
+tmp="$(mktemp -d "${TMPDIR:-/tmp}/tour.XXXXXX")"
+proxy_pid=''
+watch_pid=''
+namespace_created=''
+cleanup() {
+  local status=$?
+  [[ -n "$watch_pid" ]] && kill "$watch_pid" 2>/dev/null || true
+  [[ -n "$proxy_pid" ]] && kill "$proxy_pid" 2>/dev/null || true
+  if [[ -n "$namespace_created" ]]; then
+    # Reached only when the tour stopped early: do not make a failure wait for the deletion.
+    kubectl delete namespace "$namespace" --ignore-not-found --wait=false >/dev/null 2>&1 || true
+  fi
+  rm -rf "$tmp"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+cat >"$tmp/tour_json.py" <<'PY'
+import json, sys
+
+def compact(v, limit=240):
+    s = json.dumps(v, separators=(", ", ": "))
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+def walk(v, segs):
+    """Follow segs into v; [] maps over a list, [k=v] selects an element."""
+    for i, seg in enumerate(segs):
+        if v is None:
+            return None
+        name, _, sel = seg.partition("[")
+        if name:
+            v = v.get(name) if isinstance(v, dict) else None
+        if not sel or v is None:
+            continue
+        sel = sel.rstrip("]")
+        if not isinstance(v, list):
+            return None
+        if sel == "":
+            return [walk(e, segs[i + 1:]) for e in v]
+        key, _, want = sel.partition("=")
+        v = next((e for e in v if isinstance(e, dict) and str(e.get(key)) == want), None)
+    return v
+
+def pick(fields):
+    doc = json.load(sys.stdin)
+    for f in fields:
+        if f == ".":
+            print(json.dumps(doc, indent=2))
+            continue
+        segs = f.split(".")
+        v = walk(doc, segs)
+        if segs[-1].endswith("[]") and isinstance(v, list):
+            for i, e in enumerate(v):
+                print(f"{f[:-2]}[{i}]: {compact(e)}")
+        else:
+            print(f"{f}: {'(absent)' if v is None else compact(v)}")
+
+def events():
+    lines = [l for l in sys.stdin.read().splitlines() if l.strip()]
+    if not lines:
+        print("(no events)")
+        return
+    print(f"{len(lines)} event(s); the first, raw:")
+    print("  " + compact(json.loads(lines[0]), 200))
+    print("all of them, one per line:")
+    for l in lines:
+        e = json.loads(l)
+        t, o = e["type"], e["object"]
+        m = o.get("metadata", {})
+        if t == "ERROR":
+            detail = f"code={o.get('code')} reason={o.get('reason')} message={o.get('message')!r}"
+        elif t == "BOOKMARK":
+            detail = f"resourceVersion={m.get('resourceVersion')} annotations={m.get('annotations', {})}"
+        else:
+            detail = (f"{o.get('kind')} {m.get('namespace')}/{m.get('name')} "
+                      f"resourceVersion={m.get('resourceVersion')} generation={m.get('generation')} "
+                      f"spec.replicas={o.get('spec', {}).get('replicas')}")
+        print(f"  {t:<9} {detail}")
+
+def status_update(src, dst):
+    """The Foo in src with spec.replicas=99 and a hand-written status, into dst."""
+    from datetime import datetime, timezone
+    o = json.load(open(src))
+    gen = o["metadata"]["generation"]
+    o["spec"]["replicas"] = 99
+    o["status"] = {"observedGeneration": gen, "availableReplicas": 3, "conditions": [{
+        "type": "Ready", "status": "True", "reason": "DeploymentAvailable",
+        "message": "written by hand by hack/tour.sh", "observedGeneration": gen,
+        "lastTransitionTime": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}]}
+    json.dump(o, open(dst, "w"))
+
+def set_replicas(src, dst, n):
+    o = json.load(open(src))
+    o["spec"]["replicas"] = int(n)
+    json.dump(o, open(dst, "w"))
+
+if __name__ == "__main__":
+    mode, args = sys.argv[1], sys.argv[2:]
+    if mode == "pick":
+        pick(args)
+    elif mode == "value":
+        v = walk(json.load(sys.stdin), args[0].split("."))
+        print(v if isinstance(v, str) else json.dumps(v))
+    elif mode == "events":
+        events()
+    elif mode == "status-update":
+        status_update(*args)
+    elif mode == "set-replicas":
+        set_replicas(*args)
+    else:
+        sys.exit("tour_json.py: unknown mode " + mode)
+PY
+
+start=$SECONDS
+section "Setup"
+if [[ -n "${KUBECONFIG:-}" ]]; then
+  say "using the cluster in \$KUBECONFIG ($KUBECONFIG)"
+else
+  say "no \$KUBECONFIG: using the local control plane (hack/local-cluster.sh up)"
+  hack/local-cluster.sh up
+  KUBECONFIG="$(hack/local-cluster.sh kubeconfig)"
+  export KUBECONFIG
+fi
+if [[ -n "${KUBECTL:-}" ]]; then
+  kubectl_bin=("$KUBECTL")
+elif [[ -x "$CLUSTER_BIN_DIR/kubectl" ]]; then
+  kubectl_bin=("$CLUSTER_BIN_DIR/kubectl")
+elif command -v kubectl >/dev/null; then
+  kubectl_bin=(kubectl)
+else
+  hack/build-cluster-bins.sh kubectl >/dev/null
+  kubectl_bin=("$CLUSTER_BIN_DIR/kubectl")
+fi
+say "kubectl is ${kubectl_bin[*]}"
+
+say "building hack/resolve-gvr (the GroupVersionKind -> resource program of the last step)"
+resolve_gvr="$root/_output/tour-bin/resolve-gvr"
+go build -o "$resolve_gvr" ./hack/resolve-gvr
+
+run kubectl apply -f "$crd"
+run kubectl wait --for=condition=Established crd/foos.$group --timeout=60s
+if kubectl get namespace "$namespace" >/dev/null 2>&1; then
+  say "namespace $namespace is left from an earlier tour: deleting it first"
+  kubectl delete namespace "$namespace" --wait=true --timeout=120s >/dev/null
+fi
+run kubectl create namespace "$namespace"
+namespace_created=1
+
+# kubectl proxy serves the API on 127.0.0.1 and adds our credentials to each request, so that
+# curl needs none. Port 0 picks a free port; the proxy prints which.
+"${kubectl_bin[@]}" proxy --address=127.0.0.1 --port=0 >"$tmp/proxy.log" 2>&1 &
+proxy_pid=$!
+for _ in $(seq 1 100); do
+  port="$(sed -n 's/^Starting to serve on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$tmp/proxy.log")"
+  [[ -n "$port" ]] && break
+  kill -0 "$proxy_pid" 2>/dev/null || { cat "$tmp/proxy.log" >&2; exit 1; }
+  sleep 0.1
+done
+[[ -n "$port" ]] || { echo "tour: kubectl proxy did not start:" >&2; cat "$tmp/proxy.log" >&2; exit 1; }
+proxy="http://127.0.0.1:$port"
+say "kubectl proxy --address=127.0.0.1 --port=0   -> serving on $proxy"
+
+# ---- 1. discovery --------------------------------------------------------------------------
+
+section "What the server serves: discovery"
+
+step "The group/versions served: the core group has no name (plain v1, under /api/v1); every other group is under /apis/GROUP/VERSION, ours among them."
+run kubectl api-versions
+
+step "The resources: a lower-case plural per kind, in a group, namespaced or not, with its verbs (kubectl reads them from discovery; first lines, then our group)."
+show_cmd kubectl api-resources
+kubectl api-resources >"$tmp/api-resources" # whole, then trimmed: head must not cut kubectl's pipe
+head -n 12 "$tmp/api-resources"
+say "... (trimmed)"
+run kubectl api-resources --api-group=$group -o wide
+
+step "Discovery, raw: GET /api lists the core group's versions, GET /apis every named group with its preferred version."
+run kubectl get --raw /api
+echo
+show_cmd kubectl get --raw /apis
+kubectl get --raw /apis | pick kind "groups[].name" "groups[name=$group]"
+
+step "The discovery document of our group/version: one entry per resource and subresource (foos, foos/status, foos/scale), with kind, scope and verbs."
+show_cmd kubectl get --raw "/apis/$gv"
+kubectl get --raw "/apis/$gv" | pick kind groupVersion "resources[]"
+
+# ---- 2. the request path -------------------------------------------------------------------
+
+section "Who may ask: authentication and authorization"
+
+step "Authentication: who the API server says we are (a SelfSubjectReview; our kubeconfig presents a client certificate)."
+run kubectl auth whoami
+
+step "Authorization (RBAC): we may create Foos here; the namespace's default service account may not, and gets 403 Forbidden (we impersonate it)."
+run kubectl auth can-i create foos.$group -n "$namespace"
+show_cmd kubectl auth can-i create foos.$group -n "$namespace" --as=system:serviceaccount:$namespace:default
+kubectl auth can-i create foos.$group -n "$namespace" --as=system:serviceaccount:$namespace:default || true
+http 403 GET "$foos" -H "Impersonate-User: system:serviceaccount:$namespace:default"
+pick reason message code <<<"$body"
+
+# ---- 3. create, and admission ----------------------------------------------------------------
+
+section "Writing: POST, and what admission does to it"
+
+step "POST creates a Foo. Admission defaults spec.replicas (we send none); the server sets uid, resourceVersion, generation."
+cat >"$tmp/foo.json" <<JSON
+{"apiVersion": "$gv", "kind": "Foo", "metadata": {"name": "tour-foo"}, "spec": {"deploymentName": "tour-foo"}}
+JSON
+say "body: $(cat "$tmp/foo.json")"
+http 201 POST "$foos" -H 'Content-Type: application/json' --data-binary @"$tmp/foo.json"
+pick kind metadata.name metadata.uid metadata.resourceVersion metadata.generation spec <<<"$body"
+
+step "Admission rejects what the CRD's OpenAPI schema forbids (replicas above 1000): 422, nothing stored."
+http 422 POST "$foos" -H 'Content-Type: application/json' \
+  --data-binary '{"apiVersion": "'"$gv"'", "kind": "Foo", "metadata": {"name": "too-big"}, "spec": {"deploymentName": "too-big", "replicas": 5000}}'
+pick reason message <<<"$body"
+
+step "...and what its CEL rules forbid (self == oldSelf: spec.deploymentName is immutable): 422."
+http 422 PATCH "$foos/tour-foo" -H 'Content-Type: application/merge-patch+json' --data-binary '{"spec": {"deploymentName": "renamed"}}'
+pick reason "details.causes[].message" <<<"$body"
+
+# ---- 4. reads ------------------------------------------------------------------------------
+
+section "Reading: GET and LIST"
+
+step "GET one Foo with kubectl get --raw: a plain GET, with kubectl's credentials."
+show_cmd kubectl get --raw "$foos/tour-foo"
+kubectl get --raw "$foos/tour-foo" | pick apiVersion kind metadata.name metadata.namespace metadata.resourceVersion spec status
+
+step "GET the collection (a LIST): a FooList; its own resourceVersion is the moment the list is a snapshot of."
+show_cmd kubectl get --raw "$foos"
+kubectl get --raw "$foos" | pick apiVersion kind metadata.resourceVersion "items[].metadata.name"
+
+step "The same two through kubectl proxy with plain curl (the proxy adds the credentials)."
+http 200 GET "$foos/tour-foo"
+pick kind metadata.name metadata.resourceVersion <<<"$body"
+http 200 GET "$foos"
+pick kind metadata.resourceVersion "items[].metadata.name" <<<"$body"
+list_rv="$(value metadata.resourceVersion <<<"$body")"
+say "response headers: an audit ID, and the API Priority and Fairness flow schema that admitted the request:"
+show_cmd curl -sS -i "$proxy$foos/tour-foo"
+curl -sS -i "$proxy$foos/tour-foo" >"$tmp/headers"
+tr -d '\r' <"$tmp/headers" | sed -n '1,/^$/p' | grep -E '^(HTTP|Audit-Id|Content-Type|X-Kubernetes-Pf)' || true
+
+# ---- 5. watch ------------------------------------------------------------------------------
+
+section "Watching: a stream of changes"
+
+step "WATCH from the list's resourceVersion ($list_rv): curl streams for 4 s while a Foo is created, changed and deleted; events after $list_rv are all delivered, even ones before the stream connected."
+watch_url="$proxy$foos?watch=true&resourceVersion=$list_rv&timeoutSeconds=4"
+show_cmd curl -sSN "$watch_url"
+say "(in the background; timeoutSeconds=4 makes the server end the stream)"
+curl -sSN "$watch_url" >"$tmp/watch.out" &
+watch_pid=$!
+http 201 POST "$foos" -H 'Content-Type: application/json' \
+  --data-binary '{"apiVersion": "'"$gv"'", "kind": "Foo", "metadata": {"name": "watched-foo"}, "spec": {"deploymentName": "watched-foo"}}'
+http 200 PATCH "$foos/watched-foo" -H 'Content-Type: application/merge-patch+json' --data-binary '{"spec": {"replicas": 2}}'
+http 200 DELETE "$foos/watched-foo"
+for _ in $(seq 1 100); do kill -0 "$watch_pid" 2>/dev/null || break; sleep 0.1; done
+kill "$watch_pid" 2>/dev/null || true
+wait "$watch_pid" 2>/dev/null || true
+watch_pid=''
+say "what the stream carried (tour-foo is not in it: it was created before $list_rv):"
+events <"$tmp/watch.out"
+
+step "How an informer starts here: a watch-list (sendInitialEvents=true) replays the current objects as ADDED, then a BOOKMARK marks the end of that initial state."
+watchlist_url="$proxy$foos?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=2"
+run_watch() {
+  show_cmd curl -sSN "$1"
+  curl -sSN "$1" | events
+}
+run_watch "$watchlist_url"
+
+step "A resourceVersion older than the server still remembers: one ERROR event, 410 Gone (Expired). A Reflector answers it by listing again (a relist)."
+run_watch "$proxy$foos?watch=true&resourceVersion=1&timeoutSeconds=2"
+
+# ---- 6. the other writes -------------------------------------------------------------------
+
+section "Writing: PUT, merge PATCH, server-side apply"
+
+step "PUT replaces the whole object: we send back what we read, replicas changed, with the resourceVersion we read. A spec change bumps generation."
+http 200 GET "$foos/tour-foo"
+python3 "$tmp/tour_json.py" set-replicas "$tmp/body" "$tmp/put.json" 2
+say "body: what GET returned (metadata.resourceVersion $(value metadata.resourceVersion <"$tmp/put.json")), with spec.replicas=2"
+http 200 PUT "$foos/tour-foo" -H 'Content-Type: application/json' --data-binary @"$tmp/put.json"
+pick metadata.resourceVersion metadata.generation spec <<<"$body"
+
+step "Merge PATCH (RFC 7386): only the fields to change; without a resourceVersion in it, no conflict check."
+http 200 PATCH "$foos/tour-foo" -H 'Content-Type: application/merge-patch+json' --data-binary '{"spec": {"replicas": 3}}'
+pick metadata.resourceVersion metadata.generation spec <<<"$body"
+
+step "Server-side apply: PATCH with our whole intent and a field manager; the server merges it and records who owns which field (managedFields)."
+cat >"$tmp/apply.yaml" <<YAML
+apiVersion: $gv
+kind: Foo
+metadata:
+  name: tour-foo
+  labels:
+    tour.example.com/applied: "true"
+spec:
+  deploymentName: tour-foo
+  replicas: 3
+YAML
+say "body (YAML):"
+sed 's/^/    /' "$tmp/apply.yaml"
+http 200 PATCH "$foos/tour-foo?fieldManager=tour" -H 'Content-Type: application/apply-patch+yaml' --data-binary @"$tmp/apply.yaml"
+pick metadata.labels metadata.generation "metadata.managedFields[].manager" "metadata.managedFields[].operation" <<<"$body"
+
+# ---- 7. subresources -----------------------------------------------------------------------
+
+section "Subresources: /status and /scale"
+
+step "PUT on /status changes status only: the spec.replicas=99 we also send is ignored, and generation stays (status is not spec). This is how the controller reports."
+http 200 GET "$foos/tour-foo/status"
+python3 "$tmp/tour_json.py" status-update "$tmp/body" "$tmp/status.json"
+say "body: the Foo with spec.replicas=99 and a status with availableReplicas=3 and a Ready condition"
+http 200 PUT "$foos/tour-foo/status" -H 'Content-Type: application/json' --data-binary @"$tmp/status.json"
+pick metadata.generation spec.replicas status.availableReplicas status.observedGeneration "status.conditions[].reason" <<<"$body"
+
+step "The other way round: the main resource ignores status. This PATCH is accepted, and status.availableReplicas stays 3."
+http 200 PATCH "$foos/tour-foo" -H 'Content-Type: application/merge-patch+json' --data-binary '{"status": {"availableReplicas": 42}}'
+pick metadata.generation status.availableReplicas <<<"$body"
+
+step "/scale: an autoscaling/v1 Scale, the one shape kubectl scale and the HorizontalPodAutoscaler know; the CRD maps spec.replicas and status.availableReplicas into it."
+http 200 GET "$foos/tour-foo/scale"
+pick apiVersion kind metadata.name spec status <<<"$body"
+http 200 PATCH "$foos/tour-foo/scale" -H 'Content-Type: application/merge-patch+json' --data-binary '{"spec": {"replicas": 5}}'
+pick kind spec <<<"$body"
+show_cmd kubectl get foo tour-foo -n "$namespace"
+kubectl get foo tour-foo -n "$namespace"
+
+# ---- 8. optimistic concurrency -------------------------------------------------------------
+
+section "Optimistic concurrency: 409 Conflict"
+
+step "Read a Foo, let someone else change it, then PUT the stale copy: 409 Conflict, nothing overwritten (a controller re-reads and retries)."
+http 200 GET "$foos/tour-foo"
+cp "$tmp/body" "$tmp/stale.json"
+stale_rv="$(value metadata.resourceVersion <"$tmp/stale.json")"
+say "we keep this copy, resourceVersion $stale_rv"
+http 200 PATCH "$foos/tour-foo" -H 'Content-Type: application/merge-patch+json' --data-binary '{"spec": {"replicas": 6}}'
+pick metadata.resourceVersion spec.replicas <<<"$body"
+python3 "$tmp/tour_json.py" set-replicas "$tmp/stale.json" "$tmp/stale-put.json" 7
+say "now PUT our copy, spec.replicas=7, still carrying resourceVersion $stale_rv:"
+http 409 PUT "$foos/tour-foo" -H 'Content-Type: application/json' --data-binary @"$tmp/stale-put.json"
+pick kind code reason message <<<"$body"
+show_cmd kubectl get --raw "$foos/tour-foo"
+kubectl get --raw "$foos/tour-foo" | pick metadata.resourceVersion spec.replicas
+
+# ---- 9. GroupVersionKind -> GroupVersionResource -------------------------------------------
+
+section "From a kind to a URL: the RESTMapper"
+
+step "hack/resolve-gvr asks a discovery-backed RESTMapper which resource serves a kind, and its scope, which give the URL path. A Foo:"
+run "$resolve_gvr" --group=$group --version=$version --kind=Foo --namespace="$namespace"
+say "the path works:"
+show_cmd kubectl get --raw "/apis/$gv/namespaces/$namespace/foos"
+kubectl get --raw "/apis/$gv/namespaces/$namespace/foos" | pick kind "items[].metadata.name"
+
+step "A Deployment (group apps, the server's preferred version) and a Namespace (core group, cluster-scoped: no namespace in its path)."
+run "$resolve_gvr" --group=apps --kind=Deployment --namespace="$namespace"
+run "$resolve_gvr" --kind=Namespace --name="$namespace"
+
+step "A kind nothing serves is an error, not a guess: the controller waits on this same error until its CRD is installed."
+show_cmd "$resolve_gvr" --group=$group --kind=Bar
+if "$resolve_gvr" --group=$group --kind=Bar 2>&1; then
+  echo "tour: resolve-gvr resolved a kind that does not exist" >&2
+  exit 1
+fi
+
+# ---- cleanup -------------------------------------------------------------------------------
+
+section "Cleanup"
+run kubectl delete namespace "$namespace" --wait=true --timeout=120s
+namespace_created=''
+say "the CRD stays installed (kubectl delete -f $crd removes it)"
+kill "$proxy_pid" 2>/dev/null || true
+wait "$proxy_pid" 2>/dev/null || true
+proxy_pid=''
+printf '\n%sThe tour is over (%d steps in %ds). docs/walkthrough.md explains each concept, with the code that uses it.%s\n' \
+  "$bold" "$step_no" "$((SECONDS - start))" "$reset"
