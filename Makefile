@@ -4,7 +4,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 
 BIN := bin/sample-controller
 
-.PHONY: help build test unit generate verify fmt vet e2e run cluster-bins cluster-up cluster-down
+.PHONY: help build test unit generate verify fmt vet e2e bench bench-smoke run cluster-bins cluster-up cluster-down
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -20,6 +20,12 @@ e2e: ## End-to-end tests: the real controller on the local control plane (builds
 	go test -tags e2e -count=1 -timeout 40m -v ./test/e2e/
 
 test: unit e2e ## Every test: unit, then end-to-end on the local control plane
+
+bench: ## The benchmark on a local cluster of its own (N=1000, about 5 min); see docs/benchmarks.md
+	hack/bench.sh
+
+bench-smoke: ## The benchmark at N=50: only checks that it still works
+	BENCH_NODES=3 BENCH_ARGS="--n=50 --pods-n=50 --memory-n=50 --latency-duration=2s --resync=5s --json=_output/bench/smoke.json" hack/bench.sh
 
 generate: ## Regenerate deepcopy, clientset, listers, informers and the CRD
 	hack/update-codegen.sh

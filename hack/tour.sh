@@ -127,11 +127,15 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 cat >"$tmp/tour_json.py" <<'PY'
-import json, sys
+import json, re, sys
 
-def compact(v, limit=240):
+def compact(v, limit=1000):
     s = json.dumps(v, separators=(", ", ": "))
     return s if len(s) <= limit else s[: limit - 1] + "…"
+
+def split(path):
+    """a.b[k=x.y].c -> ["a", "b[k=x.y]", "c"]: dots inside brackets do not split."""
+    return re.findall(r"(?:[^.\[]|\[[^\]]*\])+", path)
 
 def walk(v, segs):
     """Follow segs into v; [] maps over a list, [k=v] selects an element."""
@@ -158,7 +162,7 @@ def pick(fields):
         if f == ".":
             print(json.dumps(doc, indent=2))
             continue
-        segs = f.split(".")
+        segs = split(f)
         v = walk(doc, segs)
         if segs[-1].endswith("[]") and isinstance(v, list):
             for i, e in enumerate(v):
@@ -210,7 +214,7 @@ if __name__ == "__main__":
     if mode == "pick":
         pick(args)
     elif mode == "value":
-        v = walk(json.load(sys.stdin), args[0].split("."))
+        v = walk(json.load(sys.stdin), split(args[0]))
         print(v if isinstance(v, str) else json.dumps(v))
     elif mode == "events":
         events()

@@ -470,10 +470,12 @@ func observe(ctx context.Context, ns string) (*observer, error) {
 	return o, nil
 }
 
+// current: the Foo's status describes its latest spec (observedGeneration == generation) and
+// reports every desired replica available.
 func current(f *samplev1alpha1.Foo) bool {
 	ready := meta.FindStatusCondition(f.Status.Conditions, samplev1alpha1.ConditionReady)
-	return f.Status.ObservedGeneration == f.Generation && f.Generation > 0 &&
-		ready != nil && ready.Status == metav1.ConditionTrue && f.Status.AvailableReplicas == *f.Spec.Replicas
+	return f.Generation > 0 && f.Status.ObservedGeneration == f.Generation &&
+		ready != nil && ready.ObservedGeneration == f.Generation && f.Status.AvailableReplicas == *f.Spec.Replicas
 }
 
 // counts returns how many Foos have a Deployment, and how many have a current status.
