@@ -100,14 +100,17 @@ status_text() {
 # A field is a dotted path; "name[]" maps the rest of the path over a list (at the end of the
 # path: one line per element); "name[key=value]" picks the list element whose key is value.
 # "." prints the whole document, indented.
-pick() { python3 "$tmp/tour_json.py" pick "$@"; }
+pick() { "$python" "$tmp/tour_json.py" pick "$@"; }
 # value FIELD prints one field of the JSON on stdin as plain text.
-value() { python3 "$tmp/tour_json.py" value "$1"; }
+value() { "$python" "$tmp/tour_json.py" value "$1"; }
 # events summarizes a watch stream (one JSON event per line) on stdin.
-events() { python3 "$tmp/tour_json.py" events; }
+events() { "$python" "$tmp/tour_json.py" events; }
 
 # ---- setup ---------------------------------------------------------------------------------
 
+# The interpreter itself, resolved once: a version manager's python3 shim can take most of a
+# second per start, and the tour starts it a few dozen times.
+python="$(python3 -c 'import sys; print(sys.executable)')"
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/tour.XXXXXX")"
 proxy_pid=''
 watch_pid=''
@@ -395,7 +398,7 @@ section "Writing: PUT, merge PATCH, server-side apply"
 
 step "PUT replaces the whole object: we send back what we read, replicas changed, with the resourceVersion we read. A spec change bumps generation."
 http 200 GET "$foos/tour-foo"
-python3 "$tmp/tour_json.py" set-replicas "$tmp/body" "$tmp/put.json" 2
+"$python" "$tmp/tour_json.py" set-replicas "$tmp/body" "$tmp/put.json" 2
 say "body: what GET returned (metadata.resourceVersion $(value metadata.resourceVersion <"$tmp/put.json")), with spec.replicas=2"
 http 200 PUT "$foos/tour-foo" -H 'Content-Type: application/json' --data-binary @"$tmp/put.json"
 pick metadata.resourceVersion metadata.generation spec <<<"$body"
@@ -427,7 +430,7 @@ section "Subresources: /status and /scale"
 
 step "PUT on /status changes status only: the spec.replicas=99 we also send is ignored, and generation stays (status is not spec). This is how the controller reports."
 http 200 GET "$foos/tour-foo/status"
-python3 "$tmp/tour_json.py" status-update "$tmp/body" "$tmp/status.json"
+"$python" "$tmp/tour_json.py" status-update "$tmp/body" "$tmp/status.json"
 say "body: the Foo with spec.replicas=99 and a status with availableReplicas=3 and a Ready condition"
 http 200 PUT "$foos/tour-foo/status" -H 'Content-Type: application/json' --data-binary @"$tmp/status.json"
 pick metadata.generation spec.replicas status.availableReplicas status.observedGeneration "status.conditions[].reason" <<<"$body"
@@ -455,7 +458,7 @@ stale_rv="$(value metadata.resourceVersion <"$tmp/stale.json")"
 say "we keep this copy, resourceVersion $stale_rv"
 http 200 PATCH "$foos/tour-foo" -H 'Content-Type: application/merge-patch+json' --data-binary '{"spec": {"replicas": 6}}'
 pick metadata.resourceVersion spec.replicas <<<"$body"
-python3 "$tmp/tour_json.py" set-replicas "$tmp/stale.json" "$tmp/stale-put.json" 7
+"$python" "$tmp/tour_json.py" set-replicas "$tmp/stale.json" "$tmp/stale-put.json" 7
 say "now PUT our copy, spec.replicas=7, still carrying resourceVersion $stale_rv:"
 http 409 PUT "$foos/tour-foo" -H 'Content-Type: application/json' --data-binary @"$tmp/stale-put.json"
 pick kind code reason message <<<"$body"
