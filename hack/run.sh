@@ -50,18 +50,20 @@ say "Installing the Foo CRD: kubectl apply -f artifacts/crd/samplecontroller.exa
 "${kubectl[@]}" wait --for=condition=Established crd/foos.samplecontroller.example.com --timeout=60s >/dev/null
 
 say "Starting the controller (log: $run_dir/controller.log)"
-bin/sample-controller --kubeconfig="$kubeconfig" -v=2 "${args[@]}" >"$run_dir/controller.log" 2>&1 &
+# setsid: a Ctrl-C in the terminal reaches this script, not the controller directly, so the
+# controller gets exactly one SIGTERM (a second signal would make it exit at once).
+setsid bin/sample-controller --kubeconfig="$kubeconfig" -v=2 "${args[@]}" >"$run_dir/controller.log" 2>&1 &
 controller=$!
 
 stop() {
   trap - INT TERM
+  kill "${tailer:-}" 2>/dev/null || true
   if kill -0 "$controller" 2>/dev/null; then
     say "Stopping the controller (SIGTERM: it finishes in-flight work, then exits)"
     kill -TERM "$controller" 2>/dev/null || true
     wait "$controller" 2>/dev/null || true
     tail -n 3 "$run_dir/controller.log"
   fi
-  kill "${tailer:-}" 2>/dev/null || true
   if [[ "$kubeconfig" == "$(hack/local-cluster.sh kubeconfig)" ]]; then
     cat <<MSG
 

@@ -475,9 +475,9 @@ say "the path works:"
 show_cmd kubectl get --raw "/apis/$gv/namespaces/$namespace/foos"
 kubectl get --raw "/apis/$gv/namespaces/$namespace/foos" | pick kind "items[].metadata.name"
 
-step "A Deployment (group apps, the server's preferred version) and a Namespace (core group, cluster-scoped: no namespace in its path)."
+step "A Deployment (group apps, at the server's preferred version) and a Namespace (core group, so /api/v1; cluster-scoped, so no namespace in its path)."
 run "$resolve_gvr" --group=apps --kind=Deployment --namespace="$namespace"
-run "$resolve_gvr" --kind=Namespace --name="$namespace"
+run "$resolve_gvr" --kind=Namespace --namespace="$namespace"
 
 step "A kind nothing serves is an error, not a guess: the controller waits on this same error until its CRD is installed."
 show_cmd "$resolve_gvr" --group=$group --kind=Bar

@@ -1,0 +1,126 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"syscall"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// tourNamespace is the namespace hack/tour.sh works in by default; the paths below name it.
+const tourNamespace = "tour"
+
+// TestTour runs the API tour (hack/tour.sh, `make tour`) against the e2e cluster, as a user
+// would run it, and checks that every step still shows what it is there to show. A tour that
+// stops matching the API, or a step that silently shows nothing, fails here rather than in
+// front of a reader.
+func TestTour(t *testing.T) {
+	ensureCRD(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(repoRoot, "hack", "tour.sh"))
+	cmd.Dir = repoRoot
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "KUBECTL="+kubectlBin, "TOUR_NAMESPACE="+tourNamespace)
+	// The tour starts background processes (kubectl proxy, a watching curl). On timeout, kill
+	// its whole process group, so that none of them outlives the test or holds the output open.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 10 * time.Second
+	var output bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &output, &output
+
+	start := time.Now()
+	err := cmd.Run()
+	out := output.String()
+	t.Logf("hack/tour.sh took %s", time.Since(start).Round(100*time.Millisecond))
+	if err != nil {
+		t.Fatalf("hack/tour.sh failed: %v\n---- its output ----\n%s", err, out)
+	}
+
+	// Each check is a regular expression over the whole output ((?m): ^ and $ match at lines).
+	checks := []struct{ what, pattern string }{
+		// Discovery.
+		{"our group/version among the served ones", `(?m)^samplecontroller\.example\.com/v1alpha1$`},
+		{"our resource in kubectl api-resources", `(?m)^foos\s+fo\s+samplecontroller\.example\.com/v1alpha1\s+true\s+Foo\s`},
+		{"the core group's versions from GET /api", `"kind":"APIVersions","versions":\["v1"\]`},
+		{"our group in GET /apis", `groups\[name=samplecontroller\.example\.com\]: \{"name": "samplecontroller\.example\.com"`},
+		{"the group/version's discovery document", `kind: "APIResourceList"\ngroupVersion: "samplecontroller\.example\.com/v1alpha1"`},
+		{"the status subresource in discovery", `"name": "foos/status"`},
+		{"the scale subresource, a Scale, in discovery", `"name": "foos/scale", [^\n]*"kind": "Scale"`},
+
+		// The request path.
+		{"authentication: who we are", `(?m)^Username\s+\S+`},
+		{"authorization: allowed", `(?m)^yes$`},
+		{"authorization: the service account is not", `(?m)^no$`},
+		{"authorization: 403 for the service account", `<- HTTP 403 Forbidden\nreason: "Forbidden"`},
+		{"POST created a Foo", `-X POST [^\n]*/foos\n<- HTTP 201 Created\nkind: "Foo"\nmetadata\.name: "tour-foo"`},
+		{"admission defaulted spec.replicas", `spec: \{"deploymentName": "tour-foo", "replicas": 1\}`},
+		{"schema validation rejected replicas 5000", `<- HTTP 422 Unprocessable Entity\nreason: "Invalid"\nmessage: "[^\n]*less than or equal to 1000`},
+		{"CEL validation rejected a rename", `<- HTTP 422 Unprocessable Entity\nreason: "Invalid"\ndetails\.causes\[\]\.message: \["[^\n]*deploymentName is immutable`},
+
+		// Reads.
+		{"kubectl get --raw of one Foo", `\$ kubectl get --raw /apis/samplecontroller\.example\.com/v1alpha1/namespaces/tour/foos/tour-foo\napiVersion: "samplecontroller\.example\.com/v1alpha1"\nkind: "Foo"`},
+		{"kubectl get --raw of the list", `\$ kubectl get --raw /apis/samplecontroller\.example\.com/v1alpha1/namespaces/tour/foos\napiVersion: "samplecontroller\.example\.com/v1alpha1"\nkind: "FooList"`},
+		{"curl through kubectl proxy, one Foo", `\$ curl -sS -X GET http://127\.0\.0\.1:\d+/apis/samplecontroller\.example\.com/v1alpha1/namespaces/tour/foos/tour-foo\n<- HTTP 200 OK\nkind: "Foo"`},
+		{"curl through kubectl proxy, the list", `\$ curl -sS -X GET http://127\.0\.0\.1:\d+/apis/samplecontroller\.example\.com/v1alpha1/namespaces/tour/foos\n<- HTTP 200 OK\nkind: "FooList"`},
+
+		// Watch.
+		{"the watch saw the Foo created", `(?m)^  ADDED\s+Foo tour/watched-foo resourceVersion=\d+ generation=1 spec\.replicas=1$`},
+		{"the watch saw it changed", `(?m)^  MODIFIED\s+Foo tour/watched-foo resourceVersion=\d+ generation=2 spec\.replicas=2$`},
+		{"the watch saw it deleted", `(?m)^  DELETED\s+Foo tour/watched-foo `},
+		{"the watch-list replayed the current Foo", `(?m)^  ADDED\s+Foo tour/tour-foo `},
+		{"the watch-list ended its initial state with a bookmark", `(?m)^  BOOKMARK\s+resourceVersion=\d+ annotations=\{'k8s\.io/initial-events-end': 'true'\}$`},
+		{"a too-old resourceVersion: 410 Expired", `(?m)^  ERROR\s+code=410 reason=Expired `},
+
+		// The other writes.
+		{"PUT replaced the Foo", `-X PUT [^\n]*/foos/tour-foo\n<- HTTP 200 OK\nmetadata\.resourceVersion: "\d+"\nmetadata\.generation: 2\nspec: \{"deploymentName": "tour-foo", "replicas": 2\}`},
+		{"merge PATCH changed the Foo", `-X PATCH -H 'Content-Type: application/merge-patch\+json' --data-binary '\{"spec": \{"replicas": 3\}\}' [^\n]*/foos/tour-foo\n<- HTTP 200 OK`},
+		{"server-side apply took ownership", `application/apply-patch\+yaml[^\n]*fieldManager=tour'\n<- HTTP 200 OK\nmetadata\.labels: \{"tour\.example\.com/applied": "true"\}`},
+		{"server-side apply recorded its manager", `metadata\.managedFields\[\]\.operation: \["Apply", `},
+		{"DELETE", `-X DELETE [^\n]*/foos/watched-foo\n<- HTTP 200 OK`},
+
+		// Subresources.
+		{"PUT /status wrote status and ignored spec", `/foos/tour-foo/status\n<- HTTP 200 OK\nmetadata\.generation: 3\nspec\.replicas: 3\nstatus\.availableReplicas: 3\nstatus\.observedGeneration: 3`},
+		{"the main resource ignored status", `--data-binary '\{"status": \{"availableReplicas": 42\}\}' [^\n]*\n<- HTTP 200 OK\nmetadata\.generation: 3\nstatus\.availableReplicas: 3`},
+		{"GET /scale returned a Scale", `/foos/tour-foo/scale\n<- HTTP 200 OK\napiVersion: "autoscaling/v1"\nkind: "Scale"\nmetadata\.name: "tour-foo"\nspec: \{"replicas": 3\}\nstatus: \{"replicas": 3`},
+		{"PATCH /scale set spec.replicas", `/foos/tour-foo/scale\n<- HTTP 200 OK\nkind: "Scale"\nspec: \{"replicas": 5\}`},
+
+		// Optimistic concurrency.
+		{"the stale PUT got 409 Conflict", `<- HTTP 409 Conflict\nkind: "Status"\ncode: 409\nreason: "Conflict"\nmessage: "[^\n]*the object has been modified`},
+		{"the conflicting write was not applied", `reason: "Conflict"\n[^\n]*\n\$ kubectl get --raw [^\n]*\nmetadata\.resourceVersion: "\d+"\nspec\.replicas: 6\n`},
+
+		// GroupVersionKind -> GroupVersionResource.
+		{"Foo resolved to foos", `(?m)^GroupVersionResource: samplecontroller\.example\.com/v1alpha1, Resource=foos$`},
+		{"Foo's path", `(?m)^path:\s+/apis/samplecontroller\.example\.com/v1alpha1/namespaces/tour/foos$`},
+		{"Deployment's path", `(?m)^path:\s+/apis/apps/v1/namespaces/tour/deployments$`},
+		{"Namespace's path: core group, cluster-scoped", `(?m)^path:\s+/api/v1/namespaces$`},
+		{"Namespace is cluster-scoped", `(?m)^scope:\s+cluster-scoped`},
+		{"an unknown kind is a clear error", `resolve-gvr: no resource serves kind "Bar" in group "samplecontroller\.example\.com"`},
+
+		// The end.
+		{"the namespace was deleted", `namespace "tour" deleted`},
+		{"the tour ran to its end", `The tour is over \(\d+ steps in \d+s\)`},
+	}
+	for _, c := range checks {
+		if !regexp.MustCompile(c.pattern).MatchString(out) {
+			t.Errorf("the tour's output does not show %s (no match for %s)", c.what, c.pattern)
+		}
+	}
+
+	// Cleaned up: the tour's namespace is gone (the tour waits for its deletion).
+	if _, err := kubeClient.CoreV1().Namespaces().Get(context.Background(), tourNamespace, metav1.GetOptions{}); !isNotFound(err) {
+		t.Errorf("namespace %s still exists after the tour (err=%v)", tourNamespace, err)
+	}
+	if t.Failed() {
+		t.Logf("---- the tour's output ----\n%s", out)
+	}
+}
