@@ -46,6 +46,8 @@ var (
 	nearMiss = regexp.MustCompile("`[^`\\s]*(?:\\.go|\\.sh|k8s\\.io/[^`\\s:]*):[^`]*`")
 	// mdLink is a relative Markdown link target.
 	mdLink = regexp.MustCompile(`\]\(([^)#\s:]+)(?:#[^)]*)?\)`)
+	// tourSection is a "quoted" title in an *In the tour:* paragraph: a section of hack/tour.sh.
+	tourSection = regexp.MustCompile(`"([^"]+)"`)
 )
 
 type ref struct {
@@ -66,7 +68,7 @@ func TestWalkthroughReferencesExist(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	refs, links, malformed := parseReferences(t, root, filepath.Join(root, "docs", walkthrough))
+	refs, links, tourSections, malformed := parseReferences(t, root, filepath.Join(root, "docs", walkthrough))
 	for _, m := range malformed {
 		t.Errorf("%s: looks like a code reference but is not in the notation `LOCATION: NAME` (see docs_test.go): %s", walkthrough, m)
 	}
@@ -82,6 +84,18 @@ func TestWalkthroughReferencesExist(t *testing.T) {
 		inRepo++
 		if err := checkRepoRef(root, r); err != nil {
 			t.Errorf("%s: %v", r, err)
+		}
+	}
+	if len(tourSections) < 5 {
+		t.Errorf("found only %d tour sections named in *In the tour:* paragraphs; want at least 5", len(tourSections))
+	}
+	tour, err := os.ReadFile(filepath.Join(root, "hack", "tour.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range tourSections {
+		if !bytes.Contains(tour, []byte(`section "`+s.location+`"`)) {
+			t.Errorf("%s:%d: the tour has no section %q (hack/tour.sh: section)", walkthrough, s.line, s.location)
 		}
 	}
 	for _, l := range links {
@@ -109,23 +123,25 @@ func TestWalkthroughReferencesExist(t *testing.T) {
 		}
 	}
 
-	t.Logf("checked %d references: %d to this repository, %d to %d Go packages; %d links", len(refs), inRepo, inPackages, len(pkgRefs), len(links))
+	t.Logf("checked %d references: %d to this repository, %d to %d Go packages; %d links; %d tour sections",
+		len(refs), inRepo, inPackages, len(pkgRefs), len(links), len(tourSections))
 	if len(refs) < minReferences || inRepo < 10 || inPackages < 10 {
 		t.Errorf("found only %d references (%d in this repository, %d in packages); want at least %d, 10 and 10: "+
 			"has the notation changed?", len(refs), inRepo, inPackages, minReferences)
 	}
 }
 
-// parseReferences reads the references, file-only references included, and relative links
-// outside fenced code blocks (diagrams and shell examples are not references).
-func parseReferences(t *testing.T, root, path string) (refs, links []ref, malformed []string) {
+// parseReferences reads the references, file-only references included, relative links, and
+// the tour's sections named in "*In the tour:*" paragraphs, outside fenced code blocks (diagrams
+// and shell examples are not references).
+func parseReferences(t *testing.T, root, path string) (refs, links, tourSections []ref, malformed []string) {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sc := bufio.NewScanner(bytes.NewReader(data))
-	inFence := false
+	inFence, inTourParagraph := false, false
 	for n := 1; sc.Scan(); n++ {
 		line := sc.Text()
 		if strings.HasPrefix(strings.TrimSpace(line), "```") {
@@ -134,6 +150,20 @@ func parseReferences(t *testing.T, root, path string) (refs, links []ref, malfor
 		}
 		if inFence {
 			continue
+		}
+		// A tour paragraph starts with *In the tour:* and ends at a blank line; its titles may
+		// wrap across lines, so they are read from the whole paragraph at its end.
+		if strings.HasPrefix(line, "*In the tour:*") {
+			inTourParagraph = true
+			tourSections = append(tourSections, ref{line: n})
+		}
+		if inTourParagraph {
+			if strings.TrimSpace(line) == "" {
+				inTourParagraph = false
+			} else {
+				last := &tourSections[len(tourSections)-1]
+				last.name += " " + line
+			}
 		}
 		matched := map[string]bool{}
 		for _, m := range reference.FindAllStringSubmatch(line, -1) {
@@ -167,7 +197,14 @@ func parseReferences(t *testing.T, root, path string) (refs, links []ref, malfor
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
 	}
-	return refs, links, malformed
+	// Each paragraph becomes one ref per quoted title (location is the title).
+	var sections []ref
+	for _, p := range tourSections {
+		for _, m := range tourSection.FindAllStringSubmatch(strings.Join(strings.Fields(p.name), " "), -1) {
+			sections = append(sections, ref{line: p.line, location: m[1]})
+		}
+	}
+	return refs, links, sections, malformed
 }
 
 func pathBase(p string) string { return p[strings.LastIndex(p, "/")+1:] }
