@@ -3,12 +3,17 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -123,4 +128,175 @@ func TestTour(t *testing.T) {
 	if t.Failed() {
 		t.Logf("---- the tour's output ----\n%s", out)
 	}
+}
+
+// TestWalkthrough follows one Foo the way docs/walkthrough.md does, and checks in the API
+// server's audit log that the requests the walkthrough describes happen, in its order. The
+// walkthrough's account of what goes over the wire then cannot drift from what does.
+func TestWalkthrough(t *testing.T) {
+	ensureCRD(t)
+	ns := newNamespace(t)
+	mark := auditMark(t)
+	p := startController(t, "--namespace="+ns)
+
+	// Section 2: kubectl apply of a Foo without spec.replicas.
+	foo := "apiVersion: samplecontroller.example.com/v1alpha1\nkind: Foo\nmetadata:\n  name: walk\nspec:\n  deploymentName: walk\n"
+	if out, err := kubectlApply(foo, "-n", ns); err != nil {
+		t.Fatalf("kubectl apply: %v\n%s", err, out)
+	}
+	// Section 5: the Deployment's status comes back as the Foo's, with the defaulted replica.
+	converged := waitForFooConverged(t, p, ns, "walk", 60*time.Second)
+	if *converged.Spec.Replicas != 1 {
+		t.Errorf("spec.replicas = %d, want 1, the CRD's default", *converged.Spec.Replicas)
+	}
+	// Section 5: deleting the Foo; the garbage collector deletes the Deployment, then its ReplicaSet.
+	mustKubectl(t, "delete", "foo", "walk", "-n", ns)
+	eventually(t, p, 60*time.Second, "the garbage collector to delete the Deployment and its ReplicaSet", func() (bool, string) {
+		records := auditRecordsSince(t, mark, ns)
+		gone := func(resource string) bool {
+			return indexOf(records, 0, func(r auditRecord) bool {
+				return r.by("kube-controller-manager/") && r.Verb == "delete" && r.ObjectRef.Resource == resource && r.code() == 200
+			}) >= 0
+		}
+		return gone("deployments") && gone("replicasets"), fmt.Sprintf("%d requests in %s so far", len(records), ns)
+	})
+
+	records := auditRecordsSince(t, mark, ns)
+	defer func() {
+		if t.Failed() {
+			var lines []string
+			for _, r := range records {
+				lines = append(lines, r.String())
+			}
+			t.Logf("requests in namespace %s, in the audit log's order:\n%s", ns, strings.Join(lines, "\n"))
+		}
+	}()
+
+	// Section 3: each informer starts with a watch-list (one WATCH with sendInitialEvents=true),
+	// not with a LIST.
+	for _, resource := range []string{"foos", "deployments"} {
+		i := indexOf(records, 0, func(r auditRecord) bool {
+			return r.by("sample-controller/") && r.ObjectRef.Resource == resource && (r.Verb == "watch" || r.Verb == "list")
+		})
+		if i < 0 {
+			t.Errorf("the controller never watched %s", resource)
+			continue
+		}
+		if r := records[i]; r.Verb != "watch" || !strings.Contains(r.RequestURI, "sendInitialEvents=true") {
+			t.Errorf("the controller's first request for %s is %s %s, want a WATCH with sendInitialEvents=true", resource, r.Verb, r.RequestURI)
+		}
+	}
+	if i := indexOf(records, 0, func(r auditRecord) bool { return r.by("sample-controller/") && r.Verb == "list" }); i >= 0 {
+		t.Errorf("the controller LISTed (%s); the walkthrough says its informers start with a watch-list", records[i])
+	}
+
+	// The order of one Foo's life, each step after the one before it.
+	steps := []struct {
+		what  string
+		match func(auditRecord) bool
+	}{
+		{"kubectl asks whether the Foo exists: 404", func(r auditRecord) bool {
+			return r.by("kubectl/") && r.Verb == "get" && r.ObjectRef.Resource == "foos" && r.code() == 404
+		}},
+		{"kubectl POSTs it, with strict field validation: 201", func(r auditRecord) bool {
+			return r.by("kubectl/") && r.Verb == "create" && r.ObjectRef.Resource == "foos" && r.code() == 201 &&
+				strings.Contains(r.RequestURI, "fieldValidation=Strict")
+		}},
+		{"the controller POSTs the Deployment: 201", func(r auditRecord) bool {
+			return r.by("sample-controller/") && r.Verb == "create" && r.ObjectRef.Resource == "deployments" && r.code() == 201
+		}},
+		{"kube-controller-manager creates its ReplicaSet", func(r auditRecord) bool {
+			return r.by("kube-controller-manager/") && r.Verb == "create" && r.ObjectRef.Resource == "replicasets" && r.code() == 201
+		}},
+		{"kube-controller-manager updates the Deployment's status", func(r auditRecord) bool {
+			return r.by("kube-controller-manager/") && r.Verb == "update" && r.ObjectRef.Resource == "deployments" &&
+				r.ObjectRef.Subresource == "status" && r.code() == 200
+		}},
+		{"the controller PUTs foos/NAME/status: 200", func(r auditRecord) bool {
+			return r.by("sample-controller/") && r.Verb == "update" && r.ObjectRef.Resource == "foos" &&
+				r.ObjectRef.Subresource == "status" && r.code() == 200
+		}},
+		{"kubectl deletes the Foo", func(r auditRecord) bool {
+			return r.by("kubectl/") && r.Verb == "delete" && r.ObjectRef.Resource == "foos" && r.code() == 200
+		}},
+		{"the garbage collector deletes the Deployment", func(r auditRecord) bool {
+			return r.by("kube-controller-manager/") && r.Verb == "delete" && r.ObjectRef.Resource == "deployments" && r.code() == 200
+		}},
+		{"then its ReplicaSet", func(r auditRecord) bool {
+			return r.by("kube-controller-manager/") && r.Verb == "delete" && r.ObjectRef.Resource == "replicasets" && r.code() == 200
+		}},
+	}
+	at := 0
+	for _, step := range steps {
+		i := indexOf(records, at, step.match)
+		if i < 0 {
+			t.Errorf("no request after #%d shows that %s", at, step.what)
+			return
+		}
+		t.Logf("#%d %s: %s", i, step.what, records[i])
+		at = i + 1
+	}
+}
+
+// auditRecord is an audit event with the request's URI (and so its query).
+type auditRecord struct {
+	auditEvent
+	RequestURI string `json:"requestURI"`
+}
+
+func (r auditRecord) by(userAgentPrefix string) bool {
+	return strings.HasPrefix(r.UserAgent, userAgentPrefix)
+}
+
+func (r auditRecord) code() int {
+	if r.ResponseStatus == nil {
+		return 0
+	}
+	return r.ResponseStatus.Code
+}
+
+func (r auditRecord) String() string {
+	agent, _, _ := strings.Cut(r.UserAgent, " ")
+	return agent + " " + r.auditEvent.String() + " " + r.RequestURI
+}
+
+// auditRecordsSince returns every user's requests in namespace ns after mark, in the log's
+// order. A finished request is logged when its response completes; a watch, which lasts, when
+// its response starts.
+func auditRecordsSince(t *testing.T, mark int64, ns string) []auditRecord {
+	t.Helper()
+	f, err := os.Open(auditLogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Seek(mark, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	var out []auditRecord
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		var r auditRecord
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			continue // a line still being written
+		}
+		if r.ObjectRef == nil || r.ObjectRef.Namespace != ns {
+			continue
+		}
+		if (r.Verb == "watch" && r.Stage == "ResponseStarted") || (r.Verb != "watch" && r.Stage == "ResponseComplete") {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// indexOf is the index of the first record at or after from that matches, or -1.
+func indexOf(records []auditRecord, from int, match func(auditRecord) bool) int {
+	for i := from; i < len(records); i++ {
+		if match(records[i]) {
+			return i
+		}
+	}
+	return -1
 }
