@@ -108,6 +108,9 @@ events() { "$python" "$tmp/tour_json.py" events; }
 
 # ---- setup ---------------------------------------------------------------------------------
 
+for tool in go python3 curl; do
+  command -v "$tool" >/dev/null || { echo "tour: $tool is needed and is not on PATH" >&2; exit 1; }
+done
 # The interpreter itself, resolved once: a version manager's python3 shim can take most of a
 # second per start, and the tour starts it a few dozen times.
 python="$(python3 -c 'import sys; print(sys.executable)')"
