@@ -99,7 +99,6 @@ status_text() {
 # pick FIELD... prints chosen fields of the JSON on stdin, one "field: value" line each.
 # A field is a dotted path; "name[]" maps the rest of the path over a list (at the end of the
 # path: one line per element); "name[key=value]" picks the list element whose key is value.
-# "." prints the whole document, indented.
 pick() { "$python" "$tmp/tour_json.py" pick "$@"; }
 # value FIELD prints one field of the JSON on stdin as plain text.
 value() { "$python" "$tmp/tour_json.py" value "$1"; }
@@ -165,9 +164,6 @@ def walk(v, segs):
 def pick(fields):
     doc = json.load(sys.stdin)
     for f in fields:
-        if f == ".":
-            print(json.dumps(doc, indent=2))
-            continue
         segs = split(f)
         v = walk(doc, segs)
         if segs[-1].endswith("[]") and isinstance(v, list):
