@@ -4,7 +4,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 
 BIN := bin/sample-controller
 
-.PHONY: help build test unit generate verify fmt vet e2e bench bench-smoke run cluster-bins cluster-up cluster-down
+.PHONY: help build test unit generate verify fmt vet e2e bench bench-smoke tour run cluster-bins cluster-up cluster-down
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ bench: ## The benchmark on a local cluster of its own (N=1000, about 5 min); see
 
 bench-smoke: ## The benchmark at N=50: only checks that it still works
 	BENCH_NODES=3 BENCH_ARGS="--n=50 --pods-n=50 --memory-n=50 --latency-duration=2s --resync=5s --json=_output/bench/smoke.json" hack/bench.sh
+
+tour: ## A live tour of the Kubernetes API on the local cluster (or $$KUBECONFIG's), one explained step at a time (~25 s)
+	hack/tour.sh
 
 generate: ## Regenerate deepcopy, clientset, listers, informers and the CRD
 	hack/update-codegen.sh
