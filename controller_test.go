@@ -161,6 +161,7 @@ func newFixture(t *testing.T, foos []*samplev1alpha1.Foo, deployments []*appsv1.
 	c.recorder = recorder
 	c.deploymentsSynced = func() bool { return true }
 	c.foosSynced = func() bool { return true }
+	c.statusAfterCreateDelay = 10 * time.Millisecond
 	// NewSimpleClientset records the objects it was seeded with as actions; start clean.
 	client.ClearActions()
 	kubeclient.ClearActions()

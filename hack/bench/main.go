@@ -90,6 +90,7 @@ type Convergence struct {
 	CreateSeconds    float64            `json:"createSeconds"`
 	DeploymentsSecs  float64            `json:"allDeploymentsSeconds"`
 	StatusSecs       float64            `json:"allStatusCurrentSeconds"`
+	ReadySecs        float64            `json:"allReadySeconds"`
 	RequestsByMethod map[string]float64 `json:"controllerRequestsByMethod"`
 	Reconciles       map[string]float64 `json:"reconcilesByResult"`
 	CallsPerFoo      map[string]float64 `json:"apiCallsPerFoo,omitempty"`
@@ -408,6 +409,31 @@ func sumBy(before, after map[string]float64, metric, label string) map[string]fl
 	return out
 }
 
+// waitQuiet waits until the controller has made no request for quiet (events included).
+func (p *controllerProcess) waitQuiet(quiet time.Duration) error {
+	deadline := time.Now().Add(5 * time.Minute)
+	last, err := p.scrape()
+	if err != nil {
+		return err
+	}
+	since := time.Now()
+	for time.Since(since) < quiet {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the controller never went quiet; log: %s", p.logPath)
+		}
+		time.Sleep(500 * time.Millisecond)
+		now, err := p.scrape()
+		if err != nil {
+			return err
+		}
+		if len(sumBy(last, now, "rest_client_requests_total", "method")) > 0 {
+			since = time.Now()
+		}
+		last = now
+	}
+	return nil
+}
+
 // memoryOf reads a process's peak and current resident set from /proc.
 func memoryOf(pid int) (peakMiB float64, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -491,6 +517,18 @@ func (o *observer) counts() (withDeployment, withStatus int) {
 		}
 	}
 	return
+}
+
+// ready returns how many Foos are Ready=True.
+func (o *observer) ready() (n int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, f := range o.foos {
+		if c := meta.FindStatusCondition(f.Status.Conditions, samplev1alpha1.ConditionReady); c != nil && c.Status == metav1.ConditionTrue {
+			n++
+		}
+	}
+	return n
 }
 
 // ---- phases ----
@@ -636,7 +674,20 @@ func convergence(ctx context.Context, ns string, n int, replicas int32) (Converg
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	time.Sleep(time.Second) // let the last requests finish and show in the metrics and audit log
+	// Then until every Foo is Ready (for replicas 0, the Deployment controller has reported on
+	// each Deployment) and the controller has stopped writing: only then is it at rest.
+	for o.ready() < n {
+		if time.Since(start) > cfg.timeout {
+			p.stop()
+			return c, nil, fmt.Errorf("N=%d: not every Foo Ready after %s; controller log: %s", n, cfg.timeout, p.logPath)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.ReadySecs = time.Since(start).Seconds()
+	if err := p.waitQuiet(3 * time.Second); err != nil {
+		p.stop()
+		return c, nil, err
+	}
 	after, err := p.scrape()
 	if err != nil {
 		p.stop()
@@ -650,7 +701,7 @@ func convergence(ctx context.Context, ns string, n int, replicas int32) (Converg
 			c.CallsPerFoo[k] = v / float64(n)
 		}
 	}
-	progress("  converged: all Deployments after %.1fs, all statuses current after %.1fs", c.DeploymentsSecs, c.StatusSecs)
+	progress("  converged: all Deployments after %.1fs, all statuses current after %.1fs, all Ready after %.1fs", c.DeploymentsSecs, c.StatusSecs, c.ReadySecs)
 	return c, p, nil
 }
 
@@ -864,9 +915,9 @@ func printTable(r *Results) {
 	w := os.Stdout
 	fmt.Fprintf(w, "\nsample-controller benchmark, %s, %s\ncontroller: %v\n\n", r.Date, r.Machine, r.Controller)
 	fmt.Fprintln(w, "Convergence (N Foos created at once)")
-	fmt.Fprintf(w, "  %6s %8s %10s %14s %14s  %s\n", "N", "replicas", "create s", "deployments s", "all status s", "controller requests by method")
+	fmt.Fprintf(w, "  %6s %8s %10s %14s %14s %12s  %s\n", "N", "replicas", "create s", "deployments s", "all status s", "all Ready s", "controller requests by method, to rest")
 	for _, c := range r.Convergence {
-		fmt.Fprintf(w, "  %6d %8d %10.1f %14.1f %14.1f  %v\n", c.N, c.Replicas, c.CreateSeconds, c.DeploymentsSecs, c.StatusSecs, c.RequestsByMethod)
+		fmt.Fprintf(w, "  %6d %8d %10.1f %14.1f %14.1f %12.1f  %v\n", c.N, c.Replicas, c.CreateSeconds, c.DeploymentsSecs, c.StatusSecs, c.ReadySecs, c.RequestsByMethod)
 	}
 	fmt.Fprintln(w, "\nFloor (a bare client doing N Deployment creates + N status writes, same QPS and parallelism)")
 	for _, f := range r.Floor {
@@ -877,7 +928,7 @@ func printTable(r *Results) {
 			s.N, s.WindowSeconds, s.Writes, s.Requests, s.Reconciles)
 	}
 	if len(r.CallsPerFoo) > 0 {
-		fmt.Fprintln(w, "\nAPI calls per Foo, creation to converged (API server audit log, replicas 0)")
+		fmt.Fprintln(w, "\nAPI calls per Foo, creation to rest (API server audit log, replicas 0)")
 		keys := make([]string, 0, len(r.CallsPerFoo))
 		for k := range r.CallsPerFoo {
 			keys = append(keys, k)
