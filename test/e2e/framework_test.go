@@ -421,9 +421,8 @@ func auditMark(t *testing.T) int64 {
 	return st.Size()
 }
 
-// controllerRequestsSince returns the completed requests the controller (recognised by its
-// user agent) made in namespace ns after mark.
-func controllerRequestsSince(t *testing.T, mark int64, ns string) []auditEvent {
+// forEachAuditLineSince calls fn with each line the audit log gained after mark.
+func forEachAuditLineSince(t *testing.T, mark int64, fn func(line []byte)) {
 	t.Helper()
 	f, err := os.Open(auditLogPath)
 	if err != nil {
@@ -433,24 +432,32 @@ func controllerRequestsSince(t *testing.T, mark int64, ns string) []auditEvent {
 	if _, err := f.Seek(mark, io.SeekStart); err != nil {
 		t.Fatal(err)
 	}
-	var out []auditEvent
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<24)
 	for sc.Scan() {
-		line := sc.Bytes()
+		fn(sc.Bytes())
+	}
+}
+
+// controllerRequestsSince returns the completed requests the controller (recognised by its
+// user agent) made in namespace ns after mark.
+func controllerRequestsSince(t *testing.T, mark int64, ns string) []auditEvent {
+	t.Helper()
+	var out []auditEvent
+	forEachAuditLineSince(t, mark, func(line []byte) {
 		if !bytes.Contains(line, []byte(`"sample-controller/`)) {
-			continue
+			return
 		}
 		var e auditEvent
 		if err := json.Unmarshal(line, &e); err != nil {
-			continue // a line still being written
+			return // a line still being written
 		}
 		if e.Stage != "ResponseComplete" || !strings.HasPrefix(e.UserAgent, "sample-controller/") ||
 			e.ObjectRef == nil || e.ObjectRef.Namespace != ns {
-			continue
+			return
 		}
 		out = append(out, e)
-	}
+	})
 	return out
 }
 

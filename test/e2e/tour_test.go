@@ -3,12 +3,10 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -265,29 +263,19 @@ func (r auditRecord) String() string {
 // its response starts.
 func auditRecordsSince(t *testing.T, mark int64, ns string) []auditRecord {
 	t.Helper()
-	f, err := os.Open(auditLogPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.Seek(mark, io.SeekStart); err != nil {
-		t.Fatal(err)
-	}
 	var out []auditRecord
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	for sc.Scan() {
+	forEachAuditLineSince(t, mark, func(line []byte) {
 		var r auditRecord
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			continue // a line still being written
+		if err := json.Unmarshal(line, &r); err != nil {
+			return // a line still being written
 		}
 		if r.ObjectRef == nil || r.ObjectRef.Namespace != ns {
-			continue
+			return
 		}
 		if (r.Verb == "watch" && r.Stage == "ResponseStarted") || (r.Verb != "watch" && r.Stage == "ResponseComplete") {
 			out = append(out, r)
 		}
-	}
+	})
 	return out
 }
 
