@@ -220,7 +220,7 @@ func run() error {
 	converged := map[int]string{} // N -> namespace holding N converged Foos
 	for i, n := range cfg.ns {
 		ns := fmt.Sprintf("bench-%s-conv-%d", run, n)
-		c, p, err := convergence(ctx, ns, n, 0)
+		c, p, err := convergence(ctx, ns, n, 0, i == 0) // the first run goes on to steady state
 		if err != nil {
 			return err
 		}
@@ -245,7 +245,7 @@ func run() error {
 		progress("N=%d: controller %.1fs, floor %.1fs, ratio %.2f", n, c.StatusSecs, fl.Seconds, fl.Ratio)
 	}
 	for _, n := range cfg.podsN {
-		c, p, err := convergence(ctx, fmt.Sprintf("bench-%s-pods-%d", run, n), n, 1)
+		c, p, err := convergence(ctx, fmt.Sprintf("bench-%s-pods-%d", run, n), n, 1, true)
 		if err != nil {
 			return err
 		}
@@ -256,7 +256,7 @@ func run() error {
 		ns, ok := converged[n]
 		if !ok {
 			ns = fmt.Sprintf("bench-%s-mem-%d", run, n)
-			_, p, err := convergence(ctx, ns, n, 0)
+			_, p, err := convergence(ctx, ns, n, 0, false)
 			if err != nil {
 				return err
 			}
@@ -624,8 +624,9 @@ func auditCalls(offset int64, ns string) map[string]float64 {
 }
 
 // convergence creates n Foos with the controller running and measures how long until every
-// Foo has its Deployment and a current status. The controller keeps running for the caller.
-func convergence(ctx context.Context, ns string, n int, replicas int32) (Convergence, *controllerProcess, error) {
+// Foo has its Deployment and a current status; with untilRest, also until every Foo is Ready
+// and the controller has gone quiet. The controller keeps running for the caller.
+func convergence(ctx context.Context, ns string, n int, replicas int32, untilRest bool) (Convergence, *controllerProcess, error) {
 	c := Convergence{N: n, Replicas: replicas}
 	if err := createNamespace(ctx, ns); err != nil {
 		return c, nil, err
@@ -676,17 +677,21 @@ func convergence(ctx context.Context, ns string, n int, replicas int32) (Converg
 	}
 	// Then until every Foo is Ready (for replicas 0, the Deployment controller has reported on
 	// each Deployment) and the controller has stopped writing: only then is it at rest.
-	for o.ready() < n {
+	for untilRest && o.ready() < n {
 		if time.Since(start) > cfg.timeout {
 			p.stop()
 			return c, nil, fmt.Errorf("N=%d: not every Foo Ready after %s; controller log: %s", n, cfg.timeout, p.logPath)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	c.ReadySecs = time.Since(start).Seconds()
-	if err := p.waitQuiet(3 * time.Second); err != nil {
-		p.stop()
-		return c, nil, err
+	if untilRest {
+		c.ReadySecs = time.Since(start).Seconds()
+		if err := p.waitQuiet(3 * time.Second); err != nil {
+			p.stop()
+			return c, nil, err
+		}
+	} else {
+		time.Sleep(time.Second) // let the last requests show in the metrics and the audit log
 	}
 	after, err := p.scrape()
 	if err != nil {
@@ -917,7 +922,11 @@ func printTable(r *Results) {
 	fmt.Fprintln(w, "Convergence (N Foos created at once)")
 	fmt.Fprintf(w, "  %6s %8s %10s %14s %14s %12s  %s\n", "N", "replicas", "create s", "deployments s", "all status s", "all Ready s", "controller requests by method, to rest")
 	for _, c := range r.Convergence {
-		fmt.Fprintf(w, "  %6d %8d %10.1f %14.1f %14.1f %12.1f  %v\n", c.N, c.Replicas, c.CreateSeconds, c.DeploymentsSecs, c.StatusSecs, c.ReadySecs, c.RequestsByMethod)
+		ready := "-"
+		if c.ReadySecs > 0 {
+			ready = fmt.Sprintf("%.1f", c.ReadySecs)
+		}
+		fmt.Fprintf(w, "  %6d %8d %10.1f %14.1f %14.1f %12s  %v\n", c.N, c.Replicas, c.CreateSeconds, c.DeploymentsSecs, c.StatusSecs, ready, c.RequestsByMethod)
 	}
 	fmt.Fprintln(w, "\nFloor (a bare client doing N Deployment creates + N status writes, same QPS and parallelism)")
 	for _, f := range r.Floor {
