@@ -63,10 +63,6 @@ const (
 	// informer, or any change to the Foo or its Deployment, puts it back in the queue.
 	maxRetries = 15
 
-	// defaultStatusAfterCreateDelay is how soon a Foo whose Deployment was just created is synced
-	// again at the latest, to write its first status (see syncFoo).
-	defaultStatusAfterCreateDelay = 5 * time.Second
-
 	// syncTimeout bounds one syncFoo. Workers finish the key in hand on shutdown (see
 	// processNextWorkItem), so a sync must not be able to block forever on a dead API server.
 	syncTimeout = 30 * time.Second
@@ -179,8 +175,6 @@ type Controller struct {
 
 	// syncHandler is syncFoo; a field so that tests can drive the worker loop with their own.
 	syncHandler func(ctx context.Context, key cache.ObjectName) error
-	// statusAfterCreateDelay is defaultStatusAfterCreateDelay; a field so that tests can shorten it.
-	statusAfterCreateDelay time.Duration
 
 	// Events are recorded asynchronously and sent through eventsClient. main gives it a client
 	// of its own, so that events never wait in the client-side rate limiter behind (or delay)
@@ -232,7 +226,6 @@ func NewController(
 		recorder:         recorder,
 	}
 	c.syncHandler = c.syncFoo
-	c.statusAfterCreateDelay = defaultStatusAfterCreateDelay
 
 	// An index is a second key the cache can look objects up by, kept up to date as the watch
 	// delivers changes. Indexers must be added before the informer starts.
@@ -546,14 +539,6 @@ func (c *Controller) syncFoo(ctx context.Context, key cache.ObjectName) error {
 			return fmt.Errorf("creating Deployment %s/%s: %w", foo.Namespace, foo.Spec.DeploymentName, err)
 		}
 		c.recorder.Eventf(foo, corev1.EventTypeNormal, EventDeploymentCreated, "Created Deployment %s", deployment.Name)
-		// A Deployment created this instant has no status yet. The Deployment controller (in
-		// kube-controller-manager) reports its first one within milliseconds, and that change
-		// brings this Foo back through handleDeployment; a status written now ("0 available")
-		// would be outdated at once, so the first status write waits for that report. This
-		// saves one write per new Foo. AddAfter is the safety net: without a report (say,
-		// kube-controller-manager is down) the Foo is synced again soon and reports what it sees.
-		c.workqueue.AddAfter(key, c.statusAfterCreateDelay)
-		return nil
 	} else if err != nil {
 		return err
 	}

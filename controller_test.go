@@ -161,7 +161,6 @@ func newFixture(t *testing.T, foos []*samplev1alpha1.Foo, deployments []*appsv1.
 	c.recorder = recorder
 	c.deploymentsSynced = func() bool { return true }
 	c.foosSynced = func() bool { return true }
-	c.statusAfterCreateDelay = 10 * time.Millisecond
 	// NewSimpleClientset records the objects it was seeded with as actions; start clean.
 	client.ClearActions()
 	kubeclient.ClearActions()
@@ -240,9 +239,9 @@ func TestSyncFoo(t *testing.T) {
 		check       check
 	}{
 		{
-			name:       "new Foo: create the Deployment; the first status waits for its first report",
+			name:       "new Foo: create the Deployment, report it progressing",
 			foo:        newFoo("test", 3).foo,
-			wantWrites: []string{"create deployments"},
+			wantWrites: []string{"create deployments", "update foos/status"},
 			wantEvents: []string{"Normal DeploymentCreated"},
 			check: func(t *testing.T, f *fixture, w []core.Action) {
 				d := objectOf(t, w[0]).(*appsv1.Deployment)
@@ -253,8 +252,9 @@ func TestSyncFoo(t *testing.T) {
 				if ref == nil || ref.UID != "uid-test" || ref.Kind != "Foo" || ref.APIVersion != "samplecontroller.example.com/v1alpha1" || !*ref.BlockOwnerDeletion {
 					t.Errorf("controller ownerReference = %+v, want the Foo with blockOwnerDeletion", ref)
 				}
-				// The safety net: the Foo comes back by itself even if no Deployment event does.
-				waitForQueueLen(t, f.controller.workqueue, 1)
+				if c := readyOf(t, w[1]); c.Status != metav1.ConditionFalse || c.Reason != samplev1alpha1.ReasonDeploymentProgressing || c.ObservedGeneration != 1 {
+					t.Errorf("Ready = %+v, want False/DeploymentProgressing at generation 1", c)
+				}
 			},
 		},
 		{
