@@ -704,7 +704,11 @@ func invalidSpecCondition(foo *samplev1alpha1.Foo, message string) metav1.Condit
 func deploymentReadyCondition(foo *samplev1alpha1.Foo, d *appsv1.Deployment) metav1.Condition {
 	want := desiredReplicas(foo)
 	progress := fmt.Sprintf("%d of %d replicas available", d.Status.AvailableReplicas, want)
-	if d.Status.ObservedGeneration >= d.Generation && d.Status.UpdatedReplicas == want &&
+	// Zero replicas need no rollout: a Deployment asked for none is ready as soon as none of its
+	// pods is left, whether or not the Deployment controller has looked at it yet. (A new Foo
+	// with replicas 0 is then Ready in its first status write, with no second write to follow.)
+	observed := d.Status.ObservedGeneration >= d.Generation || (want == 0 && d.Status.Replicas == 0)
+	if observed && d.Status.UpdatedReplicas == want &&
 		d.Status.AvailableReplicas == want && d.Status.Replicas == want {
 		return newReadyCondition(foo, metav1.ConditionTrue, samplev1alpha1.ReasonDeploymentAvailable, "Deployment "+d.Name+": "+progress)
 	}

@@ -258,6 +258,33 @@ func TestSyncFoo(t *testing.T) {
 			},
 		},
 		{
+			name: "zero replicas, Deployment not yet seen by its controller: Ready at once, nothing to wait for",
+			foo:  newFoo("test", 0).foo,
+			deployments: []*appsv1.Deployment{newDeploymentFor(newFoo("test", 0).foo).mutate(func(d *appsv1.Deployment) {
+				d.Status = appsv1.DeploymentStatus{} // generation 1, observedGeneration 0
+			}).d},
+			wantWrites: []string{"update foos/status"},
+			check: func(t *testing.T, f *fixture, w []core.Action) {
+				if c := readyOf(t, w[0]); c.Status != metav1.ConditionTrue || c.Reason != samplev1alpha1.ReasonDeploymentAvailable {
+					t.Errorf("Ready = %+v, want True/DeploymentAvailable", c)
+				}
+			},
+		},
+		{
+			name: "scaled to zero, old pods still running: not ready yet",
+			foo:  newFoo("test", 0).converged().foo,
+			deployments: []*appsv1.Deployment{newDeploymentFor(newFoo("test", 0).foo).mutate(func(d *appsv1.Deployment) {
+				d.Generation = 2
+				d.Status = appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: 3, UpdatedReplicas: 3, AvailableReplicas: 3}
+			}).d},
+			wantWrites: []string{"update foos/status"},
+			check: func(t *testing.T, f *fixture, w []core.Action) {
+				if c := readyOf(t, w[0]); c.Status != metav1.ConditionFalse || c.Reason != samplev1alpha1.ReasonDeploymentProgressing {
+					t.Errorf("Ready = %+v, want False/DeploymentProgressing while 3 old pods remain", c)
+				}
+			},
+		},
+		{
 			name: "Deployment exists without any status yet: report it progressing",
 			foo:  newFoo("test", 3).foo,
 			deployments: []*appsv1.Deployment{newDeploymentFor(newFoo("test", 3).foo).mutate(func(d *appsv1.Deployment) {
