@@ -15,6 +15,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 source hack/lib/versions.sh
+source hack/lib/cluster.sh
 
 args=(${ARGS:-})
 kubeconfig="${KUBECONFIG:-}"
@@ -28,17 +29,11 @@ if [[ -n "$kubeconfig" ]]; then
   say "Using the cluster in $kubeconfig (nothing local is started)"
 else
   say "No kubeconfig given: bringing up the local control plane (first time: ~12 min to build it)"
-  hack/local-cluster.sh up
-  kubeconfig="$(hack/local-cluster.sh kubeconfig)"
 fi
-export KUBECONFIG="$kubeconfig"
-
-if command -v kubectl >/dev/null 2>&1 && [[ -n "${KUBECTL_FROM_PATH:-}" ]]; then
-  kubectl=(kubectl)
-else
-  hack/build-cluster-bins.sh kubectl >/dev/null
-  kubectl=("$CLUSTER_BIN_DIR/kubectl")
-fi
+use_cluster "$kubeconfig"
+kubeconfig="$KUBECONFIG"
+find_kubectl
+kubectl=("${kubectl_cmd[@]}")
 run_dir="$root/_output/run"
 mkdir -p "$run_dir" bin
 

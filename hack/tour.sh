@@ -25,6 +25,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 source hack/lib/versions.sh
+source hack/lib/cluster.sh
 
 namespace="${TOUR_NAMESPACE:-tour}"
 group=samplecontroller.example.com
@@ -234,20 +235,10 @@ if [[ -n "${KUBECONFIG:-}" ]]; then
   say "using the cluster in \$KUBECONFIG ($KUBECONFIG)"
 else
   say "no \$KUBECONFIG: using the local control plane (hack/local-cluster.sh up)"
-  hack/local-cluster.sh up
-  KUBECONFIG="$(hack/local-cluster.sh kubeconfig)"
-  export KUBECONFIG
 fi
-if [[ -n "${KUBECTL:-}" ]]; then
-  kubectl_bin=("$KUBECTL")
-elif [[ -x "$CLUSTER_BIN_DIR/kubectl" ]]; then
-  kubectl_bin=("$CLUSTER_BIN_DIR/kubectl")
-elif command -v kubectl >/dev/null; then
-  kubectl_bin=(kubectl)
-else
-  hack/build-cluster-bins.sh kubectl >/dev/null
-  kubectl_bin=("$CLUSTER_BIN_DIR/kubectl")
-fi
+use_cluster "${KUBECONFIG:-}"
+find_kubectl
+kubectl_bin=("${kubectl_cmd[@]}")
 say "kubectl is ${kubectl_bin[*]}"
 
 say "building hack/resolve-gvr (the GroupVersionKind -> resource program of the last step)"
