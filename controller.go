@@ -525,7 +525,8 @@ func (c *Controller) syncFoo(ctx context.Context, key cache.ObjectName) error {
 	// cannot fix a spec. The next edit of the Foo brings it back.
 	if msgs := validation.IsDNS1123Subdomain(foo.Spec.DeploymentName); len(msgs) > 0 {
 		msg := fmt.Sprintf("spec.deploymentName %q is not a valid Deployment name: %v", foo.Spec.DeploymentName, msgs)
-		return c.updateFooStatus(ctx, foo, nil, invalidSpecCondition(foo, msg), EventInvalidSpec)
+		cond := newReadyCondition(foo, metav1.ConditionFalse, ReasonInvalidSpec, msg)
+		return c.updateFooStatus(ctx, foo, nil, cond, EventInvalidSpec)
 	}
 
 	deployment, err := c.deploymentsLister.Deployments(foo.Namespace).Get(foo.Spec.DeploymentName)
@@ -691,10 +692,6 @@ func newReadyCondition(foo *samplev1alpha1.Foo, status metav1.ConditionStatus, r
 		Message:            message,
 		ObservedGeneration: foo.Generation,
 	}
-}
-
-func invalidSpecCondition(foo *samplev1alpha1.Foo, message string) metav1.Condition {
-	return newReadyCondition(foo, metav1.ConditionFalse, ReasonInvalidSpec, message)
 }
 
 // deploymentReadyCondition reads the Deployment's status. The Deployment controller (in
