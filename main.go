@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -49,6 +50,7 @@ type options struct {
 
 	metricsAddr string
 	probeAddr   string
+	profiling   bool
 
 	leaderElect bool
 	leaderCfg   leader.Config
@@ -75,6 +77,8 @@ func (o *options) addFlags(fs *flag.FlagSet) {
 
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", httpserver.Disabled,
 		"Address (host:port) to serve Prometheus metrics on, at /metrics. \"0\" turns it off; port 0 picks a free port.")
+	fs.BoolVar(&o.profiling, "profiling", false,
+		"Also serve Go's profiles (net/http/pprof) at /debug/pprof/ on the metrics address. Anyone who reaches that address can read them.")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", httpserver.Disabled,
 		"Address (host:port) to serve the /healthz and /readyz probes on. \"0\" turns it off.")
 
@@ -105,6 +109,9 @@ func (o *options) validate() error {
 	}
 	if o.burst < 1 {
 		errs = append(errs, fmt.Errorf("--kube-api-burst must be at least 1, got %d", o.burst))
+	}
+	if o.profiling && (o.metricsAddr == httpserver.Disabled || o.metricsAddr == "") {
+		errs = append(errs, errors.New("--profiling needs --metrics-bind-address: the profiles are served beside the metrics"))
 	}
 	if o.leaderElect {
 		if err := o.leaderCfg.Validate(); err != nil {
@@ -176,7 +183,11 @@ func run(ctx context.Context, o options) error {
 	// Metrics and probes are up from the start: liveness passes while we wait for the CRD,
 	// readiness only once the caches are synced.
 	metrics.Register()
-	if _, err := httpserver.Start(ctx, "metrics", o.metricsAddr, metrics.Handler()); err != nil {
+	metricsHandler := metrics.Handler()
+	if o.profiling {
+		metricsHandler = withProfiling(metricsHandler)
+	}
+	if _, err := httpserver.Start(ctx, "metrics", o.metricsAddr, metricsHandler); err != nil {
 		return err
 	}
 	var synced atomic.Pointer[Controller] // set once the Foo API is served; read by /readyz
@@ -284,6 +295,20 @@ func dropManagedFields(obj interface{}) (interface{}, error) {
 		accessor.SetManagedFields(nil)
 	}
 	return obj, nil
+}
+
+// withProfiling serves Go's runtime profiles under /debug/pprof/ and everything else with h.
+// CPU and heap profiles of a live controller answer where its time and memory go, e.g.
+// `go tool pprof http://ADDR/debug/pprof/profile?seconds=20`.
+func withProfiling(h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/", h)
+	return mux
 }
 
 // ownNamespace is where this process runs: $POD_NAMESPACE (set from the Pod's metadata by the

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,6 +38,8 @@ func TestOptionsValidate(t *testing.T) {
 			o.leaderElect = true
 			o.leaderCfg.LeaseDuration = 5 * time.Second
 		}, "lease duration"},
+		{"profiling without a metrics address", func(o *options) { o.profiling = true }, "--profiling needs --metrics-bind-address"},
+		{"profiling beside the metrics", func(o *options) { o.profiling = true; o.metricsAddr = "127.0.0.1:0" }, ""},
 		{"lease durations not checked without --leader-elect", func(o *options) { o.leaderCfg.LeaseDuration = 0 }, ""},
 	}
 	for _, tc := range tests {
@@ -93,5 +99,26 @@ func TestDropManagedFields(t *testing.T) {
 	tombstone := cache.DeletedFinalStateUnknown{Key: "ns/d", Obj: d}
 	if out, err := dropManagedFields(tombstone); err != nil || out != tombstone {
 		t.Errorf("a tombstone must pass through unchanged, got %v, %v", out, err)
+	}
+}
+
+func TestWithProfiling(t *testing.T) {
+	metrics := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "metrics") })
+	srv := httptest.NewServer(withProfiling(metrics))
+	defer srv.Close()
+	for path, want := range map[string]string{
+		"/metrics":                  "metrics",
+		"/debug/pprof/":             "goroutine",
+		"/debug/pprof/heap?debug=1": "heap profile",
+	} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
+			t.Errorf("GET %s = %d %.80q, want 200 with %q", path, resp.StatusCode, body, want)
+		}
 	}
 }

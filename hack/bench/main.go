@@ -20,6 +20,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -68,6 +69,7 @@ type config struct {
 	jsonOut       string
 	logDir        string
 	timeout       time.Duration
+	cpuProfile    string
 }
 
 // Results is what the JSON file holds.
@@ -97,9 +99,13 @@ type Convergence struct {
 }
 
 type Floor struct {
-	N       int     `json:"n"`
+	N int `json:"n"`
+	// The floor timed like the controller: first Foo create -> every status seen current.
 	Seconds float64 `json:"seconds"`
 	Ratio   float64 `json:"controllerOverFloor"`
+	// The writes alone, for Foos created before the clock starts: first write -> every status seen current.
+	PrecreatedSeconds float64 `json:"precreatedSeconds"`
+	PrecreatedRatio   float64 `json:"controllerOverPrecreatedFloor"`
 }
 
 type Steady struct {
@@ -154,6 +160,7 @@ func main() {
 	flag.StringVar(&cfg.jsonOut, "json", "_output/bench/results.json", "where to write the results as JSON")
 	flag.StringVar(&cfg.logDir, "log-dir", "_output/bench", "where the controllers' logs go")
 	flag.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "give up on one convergence after this long")
+	flag.StringVar(&cfg.cpuProfile, "cpu-profile", "", "write a 20 s CPU profile of the controller, taken from the start of the first convergence run, to this file (go tool pprof FILE)")
 	flag.Parse()
 	var err error
 	if cfg.ns, err = parseInts(*nList); err == nil {
@@ -202,6 +209,9 @@ func run() error {
 	rc.QPS, rc.Burst = 5000, 10000
 	kube = kubernetes.NewForConfigOrDie(rc)
 	sample = clientset.NewForConfigOrDie(rc)
+	if _, err := kube.Discovery().ServerResourcesForGroupVersion(samplev1alpha1.SchemeGroupVersion.String()); err != nil {
+		return fmt.Errorf("the cluster does not serve %s (create the CRD first: kubectl apply -f artifacts/crd/): %w", samplev1alpha1.SchemeGroupVersion, err)
+	}
 	if err := os.MkdirAll(cfg.logDir, 0o755); err != nil {
 		return err
 	}
@@ -236,13 +246,18 @@ func run() error {
 			res.CallsPerFoo = c.CallsPerFoo
 		}
 		p.stop()
-		fl, err := floor(ctx, fmt.Sprintf("bench-%s-floor-%d", run, n), n)
-		if err != nil {
+		fl := Floor{N: n}
+		if fl.Seconds, _, err = floor(ctx, fmt.Sprintf("bench-%s-floor-%d", run, n), n, false); err != nil {
+			return err
+		}
+		if fl.PrecreatedSeconds, _, err = floor(ctx, fmt.Sprintf("bench-%s-floorpre-%d", run, n), n, true); err != nil {
 			return err
 		}
 		fl.Ratio = c.StatusSecs / fl.Seconds
+		fl.PrecreatedRatio = c.StatusSecs / fl.PrecreatedSeconds
 		res.Floor = append(res.Floor, fl)
-		progress("N=%d: controller %.1fs, floor %.1fs, ratio %.2f", n, c.StatusSecs, fl.Seconds, fl.Ratio)
+		progress("N=%d: controller %.1fs, floor %.1fs (ratio %.2f); writes alone for existing Foos %.1fs (ratio %.2f)",
+			n, c.StatusSecs, fl.Seconds, fl.Ratio, fl.PrecreatedSeconds, fl.PrecreatedRatio)
 	}
 	for _, n := range cfg.podsN {
 		c, p, err := convergence(ctx, fmt.Sprintf("bench-%s-pods-%d", run, n), n, 1, true)
@@ -315,6 +330,9 @@ func startController(ns string, extra ...string) (*controllerProcess, error) {
 		"--workers=" + strconv.Itoa(cfg.workers), "--kube-api-qps=" + strconv.Itoa(cfg.qps), "--kube-api-burst=" + strconv.Itoa(cfg.burst),
 		"--resync-period=" + cfg.resync.String(),
 		"--metrics-bind-address=127.0.0.1:0", "--health-probe-bind-address=127.0.0.1:0"}, extra...)
+	if cfg.cpuProfile != "" {
+		args = append(args, "--profiling")
+	}
 	cmd := exec.Command(cfg.controllerBin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
@@ -360,6 +378,27 @@ func (p *controllerProcess) stop() {
 		_ = p.cmd.Process.Kill()
 		<-p.exited
 	}
+}
+
+// cpuProfile writes a CPU profile of the controller over the next d to path.
+func (p *controllerProcess) cpuProfile(d time.Duration, path string) {
+	url := strings.TrimSuffix(p.metrics, "/metrics") + fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(d.Seconds()))
+	resp, err := http.Get(url)
+	if err != nil {
+		progress("cpu profile: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err == nil {
+		_, err = io.Copy(f, resp.Body)
+		err = errors.Join(err, f.Close())
+	}
+	if err != nil {
+		progress("cpu profile: %v", err)
+		return
+	}
+	progress("cpu profile of the controller written to %s", path)
 }
 
 // scrape reads the controller's /metrics into series -> value ("name{labels}").
@@ -546,17 +585,22 @@ func foo(ns string, i int, replicas int32) *samplev1alpha1.Foo {
 	}
 }
 
-// createFoos creates n Foos with many goroutines, as fast as the API server takes them.
-func createFoos(ctx context.Context, ns string, n int, replicas int32) error {
+// createFoos creates n Foos with many goroutines, as fast as the API server takes them. When
+// created is not nil, each Foo the API server returned is sent to it (the floor's input).
+func createFoos(ctx context.Context, ns string, n int, replicas int32, created chan<- *samplev1alpha1.Foo) error {
 	var next atomic.Int64
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
 	for range 32 {
 		wg.Go(func() {
 			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
-				if _, err := sample.SamplecontrollerV1alpha1().Foos(ns).Create(ctx, foo(ns, i, replicas), metav1.CreateOptions{}); err != nil {
+				f, err := sample.SamplecontrollerV1alpha1().Foos(ns).Create(ctx, foo(ns, i, replicas), metav1.CreateOptions{})
+				if err != nil {
 					firstErr.CompareAndSwap(nil, err)
 					return
+				}
+				if created != nil {
+					created <- f
 				}
 			}
 		})
@@ -647,9 +691,17 @@ func convergence(ctx context.Context, ns string, n int, replicas int32, untilRes
 		return c, nil, err
 	}
 	mark := auditSize()
+	profiled := make(chan struct{})
+	if path := cfg.cpuProfile; path != "" {
+		go func() { defer close(profiled); p.cpuProfile(20*time.Second, path) }()
+		cfg.cpuProfile = "" // only the first run
+	} else {
+		close(profiled)
+	}
+	defer func() { <-profiled }()
 	progress("convergence: creating %d Foos with replicas %d in %s", n, replicas, ns)
 	start := time.Now()
-	if err := createFoos(ctx, ns, n, replicas); err != nil {
+	if err := createFoos(ctx, ns, n, replicas, nil); err != nil {
 		p.stop()
 		return c, nil, err
 	}
@@ -736,56 +788,79 @@ func steady(ctx context.Context, p *controllerProcess, n int) (*Steady, error) {
 }
 
 // floor does the necessary writes of n Foos (a Deployment create and a status write each) with a
-// bare client: the controller's QPS budget and parallelism, no informers, no queue.
-func floor(ctx context.Context, ns string, n int) (Floor, error) {
-	f := Floor{N: n}
+// bare client: the controller's QPS budget and parallelism, no informers, no queue. It is timed
+// exactly as a convergence run: the clock starts with the first Foo create, the Foos are created
+// by the same 32 goroutines and handed over as each create returns (the controller, too, starts on
+// a Foo while the others are still being created), and it stops when the same observer has seen
+// every Foo's status current. With precreated, the Foos are all created before the clock starts:
+// the writes alone, a stricter figure that leaves out the load of creating the Foos.
+func floor(ctx context.Context, ns string, n int, precreated bool) (seconds, lastWriteSeconds float64, err error) {
 	if err := createNamespace(ctx, ns); err != nil {
-		return f, err
+		return 0, 0, err
 	}
-	if err := createFoos(ctx, ns, n, 0); err != nil {
-		return f, err
-	}
-	foos, err := sample.SamplecontrollerV1alpha1().Foos(ns).List(ctx, metav1.ListOptions{})
+	o, err := observe(ctx, ns)
 	if err != nil {
-		return f, err
+		return 0, 0, err
 	}
+	defer o.stop()
 	rc, err := clientcmd.BuildConfigFromFlags("", cfg.kubeconfig)
 	if err != nil {
-		return f, err
+		return 0, 0, err
 	}
 	rc.QPS, rc.Burst = float32(cfg.qps), cfg.burst
 	rc = rest.AddUserAgent(rc, "bench-floor")
+	// Two clientsets, each with its own rate limiter, as the controller has.
 	kc := kubernetes.NewForConfigOrDie(rc)
 	sc := clientset.NewForConfigOrDie(rc)
-	progress("floor: %d Deployment creates + %d status writes with QPS %d, burst %d, %d goroutines", n, n, cfg.qps, cfg.burst, cfg.workers)
-	var next atomic.Int64
+	created := make(chan *samplev1alpha1.Foo, n)
+	if precreated {
+		if err := createFoos(ctx, ns, n, 0, created); err != nil {
+			return 0, 0, err
+		}
+		progress("floor: %d Deployment creates + %d status writes for existing Foos, QPS %d, burst %d, %d goroutines", n, n, cfg.qps, cfg.burst, cfg.workers)
+	} else {
+		progress("floor: %d Deployment creates + %d status writes as the Foos are created, QPS %d, burst %d, %d goroutines", n, n, cfg.qps, cfg.burst, cfg.workers)
+	}
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
 	start := time.Now()
 	for range cfg.workers {
 		wg.Go(func() {
-			for i := int(next.Add(1)) - 1; i < len(foos.Items); i = int(next.Add(1)) - 1 {
-				fo := foos.Items[i].DeepCopy()
+			for fo := range created {
 				if _, err := kc.AppsV1().Deployments(ns).Create(ctx, floorDeployment(fo), metav1.CreateOptions{}); err != nil {
 					firstErr.CompareAndSwap(nil, err)
-					return
+					continue
 				}
 				fo.Status.ObservedGeneration = fo.Generation
 				meta.SetStatusCondition(&fo.Status.Conditions, metav1.Condition{Type: "Ready", Status: metav1.ConditionTrue,
 					Reason: "DeploymentAvailable", Message: "floor", ObservedGeneration: fo.Generation})
 				if _, err := sc.SamplecontrollerV1alpha1().Foos(ns).UpdateStatus(ctx, fo, metav1.UpdateOptions{}); err != nil {
 					firstErr.CompareAndSwap(nil, err)
-					return
 				}
 			}
 		})
 	}
-	wg.Wait()
-	f.Seconds = time.Since(start).Seconds()
-	if err, _ := firstErr.Load().(error); err != nil {
-		return f, fmt.Errorf("floor: %w", err)
+	if !precreated {
+		err = createFoos(ctx, ns, n, 0, created)
 	}
-	return f, nil
+	close(created)
+	wg.Wait()
+	lastWriteSeconds = time.Since(start).Seconds()
+	if err == nil {
+		err, _ = firstErr.Load().(error)
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("floor: %w", err)
+	}
+	for {
+		if _, withStatus := o.counts(); withStatus == n {
+			return time.Since(start).Seconds(), lastWriteSeconds, nil
+		}
+		if time.Since(start) > cfg.timeout {
+			return 0, 0, fmt.Errorf("floor: not every status seen current after %s", cfg.timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // floorDeployment is the same shape as the controller's Deployment.
@@ -928,9 +1003,10 @@ func printTable(r *Results) {
 		}
 		fmt.Fprintf(w, "  %6d %8d %10.1f %14.1f %14.1f %12s  %v\n", c.N, c.Replicas, c.CreateSeconds, c.DeploymentsSecs, c.StatusSecs, ready, c.RequestsByMethod)
 	}
-	fmt.Fprintln(w, "\nFloor (a bare client doing N Deployment creates + N status writes, same QPS and parallelism)")
+	fmt.Fprintln(w, "\nFloor (a bare client doing N Deployment creates + N status writes with the controller's QPS and parallelism)")
 	for _, f := range r.Floor {
-		fmt.Fprintf(w, "  N=%-6d floor %6.1fs   controller/floor %.2f\n", f.N, f.Seconds, f.Ratio)
+		fmt.Fprintf(w, "  N=%-6d as the Foos are created, timed like the controller: %6.1fs   controller/floor %.2f\n", f.N, f.Seconds, f.Ratio)
+		fmt.Fprintf(w, "  N=%-6d the writes alone, for Foos created beforehand:    %6.1fs   controller/floor %.2f\n", f.N, f.PrecreatedSeconds, f.PrecreatedRatio)
 	}
 	if s := r.Steady; s != nil {
 		fmt.Fprintf(w, "\nSteady state (N=%d converged, %.0fs = two resync periods): %.0f writes, requests %v, %.0f reconciles\n",
