@@ -82,6 +82,7 @@ const (
 	EventDeploymentCreated  = "DeploymentCreated"
 	EventDeploymentUpdated  = "DeploymentUpdated"
 	EventDeploymentNotOwned = "DeploymentNotOwned"
+	EventDeploymentRejected = "DeploymentRejected"
 	EventInvalidSpec        = "InvalidSpec"
 )
 
@@ -535,6 +536,9 @@ func (c *Controller) syncFoo(ctx context.Context, key cache.ObjectName) error {
 		logger.V(2).Info("Deployment does not exist; creating it", "deployment", klog.KRef(foo.Namespace, foo.Spec.DeploymentName))
 		deployment, err = c.kubeclientset.AppsV1().Deployments(foo.Namespace).Create(ctx, newDeployment(foo),
 			metav1.CreateOptions{FieldManager: controllerAgentName})
+		if isRejection(err) {
+			return c.reportRejection(ctx, foo, nil, "creating", err)
+		}
 		if err != nil {
 			// AlreadyExists means our cache is behind; the retry reads the newer cache.
 			return fmt.Errorf("creating Deployment %s/%s: %w", foo.Namespace, foo.Spec.DeploymentName, err)
@@ -570,11 +574,17 @@ func (c *Controller) syncFoo(ctx context.Context, key cache.ObjectName) error {
 		setManagedFields(updated, desired)
 		logger.V(2).Info("Deployment differs from the Foo's spec; updating it", "deployment", klog.KObj(deployment), "drifted", drifted)
 		// PUT /apis/apps/v1/namespaces/NS/deployments/NAME
-		deployment, err = c.kubeclientset.AppsV1().Deployments(foo.Namespace).Update(ctx, updated,
+		updated, err = c.kubeclientset.AppsV1().Deployments(foo.Namespace).Update(ctx, updated,
 			metav1.UpdateOptions{FieldManager: controllerAgentName})
+		if isRejection(err) {
+			// e.g. an admission policy capping replicas, or a Deployment recreated by someone
+			// else with our ownerReference but another (immutable) selector.
+			return c.reportRejection(ctx, foo, deployment, "updating", err)
+		}
 		if err != nil {
 			return fmt.Errorf("updating Deployment %s/%s: %w", foo.Namespace, foo.Spec.DeploymentName, err)
 		}
+		deployment = updated
 		c.recorder.Eventf(foo, corev1.EventTypeNormal, EventDeploymentUpdated, "Updated Deployment %s to match the Foo's spec (%s)",
 			deployment.Name, strings.Join(drifted, ", "))
 	} else {
@@ -716,6 +726,28 @@ func deploymentReadyCondition(foo *samplev1alpha1.Foo, d *appsv1.Deployment) met
 		}
 	}
 	return newReadyCondition(foo, metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentProgressing, "Deployment "+d.Name+": "+progress)
+}
+
+// isRejection tells a write the API server refused on its merits (422 Invalid from an admission
+// policy, 403 Forbidden from a ResourceQuota, a webhook or RBAC, 400 Bad Request) from a hiccup
+// that the next retry absorbs (409 Conflict, AlreadyExists, timeouts, 429, 5xx). A rejection is
+// something the Foo's owner must be told about: only they can change the spec, the policy or
+// the quota.
+func isRejection(err error) bool {
+	return apierrors.IsInvalid(err) || apierrors.IsForbidden(err) || apierrors.IsBadRequest(err) ||
+		apierrors.IsRequestEntityTooLargeError(err)
+}
+
+// reportRejection puts the API server's refusal on the Foo: Ready=False with reason
+// DeploymentRejected and the server's own message, and a Warning Event when it first happens.
+// It still returns the error, so that the queue retries with backoff: a quota can free up and a
+// policy can change, and this controller watches neither. Once maxRetries is reached the key is
+// dropped until the next resync or the next change to the Foo; the status keeps saying why.
+func (c *Controller) reportRejection(ctx context.Context, foo *samplev1alpha1.Foo, deployment *appsv1.Deployment, verb string, err error) error {
+	msg := fmt.Sprintf("the API server refused %s Deployment %s: %v", verb, foo.Spec.DeploymentName, err)
+	cond := newReadyCondition(foo, metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentRejected, msg)
+	return errors.Join(fmt.Errorf("%s Deployment %s/%s: %w", verb, foo.Namespace, foo.Spec.DeploymentName, err),
+		c.updateFooStatus(ctx, foo, deployment, cond, EventDeploymentRejected))
 }
 
 // updateFooStatus computes the Foo's new status from what we observed and writes it through

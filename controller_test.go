@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	kubeinformers "k8s.io/client-go/informers"
 	k8sfake "k8s.io/client-go/kubernetes/fake"
 	core "k8s.io/client-go/testing"
@@ -551,19 +552,80 @@ func TestSyncFooStatusConflictIsReturnedAndRequeuedQuietly(t *testing.T) {
 	waitForQueueLen(t, f.controller.workqueue, 1)
 }
 
-func TestSyncFooCreateErrorIsReturned(t *testing.T) {
-	foo := newFoo("test", 1).foo
-	f := newFixture(t, []*samplev1alpha1.Foo{foo}, nil)
-	f.kubeclient.PrependReactor("create", "deployments", func(a core.Action) (bool, runtime.Object, error) {
-		return true, nil, apierrors.NewForbidden(appsv1.Resource("deployments"), "test-deploy", errors.New("no"))
-	})
-	_, ctx := ktesting.NewTestContext(t)
-	err := f.controller.syncFoo(ctx, cache.MetaObjectToName(foo))
-	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "creating Deployment default/test-deploy") {
-		t.Fatalf("syncFoo = %v, want a wrapped Forbidden naming the Deployment", err)
+// A write the API server refuses on its merits (a quota, an admission policy, RBAC) is told to
+// the Foo's owner in its status and in one Warning Event, and still returned for a retry with
+// backoff; a hiccup (timeout, conflict) is only retried.
+func TestSyncFooWriteRefused(t *testing.T) {
+	quota := apierrors.NewForbidden(appsv1.Resource("deployments"), "test-deploy",
+		errors.New("exceeded quota: deployments, requested: count/deployments.apps=1, used: count/deployments.apps=2, limited: count/deployments.apps=2"))
+	policy := apierrors.NewInvalid(appsv1.SchemeGroupVersion.WithKind("Deployment").GroupKind(), "test-deploy",
+		field.ErrorList{field.Invalid(field.NewPath("spec", "replicas"), 9, "at most 5 replicas in this namespace")})
+	timeout := apierrors.NewServerTimeout(appsv1.Resource("deployments"), "create", 1)
+	exists := apierrors.NewAlreadyExists(appsv1.Resource("deployments"), "test-deploy")
+	rejectedAlready := newFoo("test", 9).readyReason(metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentRejected,
+		"the API server refused creating Deployment test-deploy: "+quota.Error()).foo
+	drifted := newDeploymentFor(newFoo("test", 3).foo).available().d // the Foo asks for 9
+
+	tests := []struct {
+		name        string
+		foo         *samplev1alpha1.Foo
+		deployments []*appsv1.Deployment
+		verb        string // the write that fails
+		err         error
+		wantWrites  []string
+		wantEvents  []string
+		wantReason  string // of the Ready condition written; "" for no status write
+		wantMessage string
+		wantAvail   int32
+	}{
+		{"create refused by a quota", newFoo("test", 9).foo, nil, "create", quota,
+			[]string{"create deployments", "update foos/status"}, []string{"Warning DeploymentRejected"},
+			samplev1alpha1.ReasonDeploymentRejected, "exceeded quota: deployments", 0},
+		{"create refused by an admission policy", newFoo("test", 9).foo, nil, "create", policy,
+			[]string{"create deployments", "update foos/status"}, []string{"Warning DeploymentRejected"},
+			samplev1alpha1.ReasonDeploymentRejected, "at most 5 replicas in this namespace", 0},
+		{"drift repair refused: the Deployment's available replicas still reported", newFoo("test", 9).foo,
+			[]*appsv1.Deployment{drifted}, "update", policy,
+			[]string{"update deployments", "update foos/status"}, []string{"Warning DeploymentRejected"},
+			samplev1alpha1.ReasonDeploymentRejected, "refused updating Deployment test-deploy", 3},
+		{"same refusal already reported: no write, no second event", rejectedAlready, nil, "create", quota,
+			[]string{"create deployments"}, nil, "", "", 0},
+		{"timeout: retried only", newFoo("test", 9).foo, nil, "create", timeout,
+			[]string{"create deployments"}, nil, "", "", 0},
+		{"already exists (cache behind): retried only", newFoo("test", 9).foo, nil, "create", exists,
+			[]string{"create deployments"}, nil, "", "", 0},
 	}
-	if ev := f.events(); len(ev) != 0 {
-		t.Errorf("events = %q, want none for a failed create", ev)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, []*samplev1alpha1.Foo{tc.foo}, tc.deployments)
+			f.kubeclient.PrependReactor(tc.verb, "deployments", func(core.Action) (bool, runtime.Object, error) {
+				return true, nil, tc.err
+			})
+			_, ctx := ktesting.NewTestContext(t)
+			err := f.controller.syncFoo(ctx, cache.MetaObjectToName(tc.foo))
+			if !errors.Is(err, tc.err) || !strings.Contains(err.Error(), "Deployment default/test-deploy") {
+				t.Fatalf("syncFoo = %v, want the API server's error, naming the Deployment, for a retry", err)
+			}
+			writes := f.writes()
+			if got := describe(writes); !equality.Semantic.DeepEqual(got, tc.wantWrites) {
+				t.Fatalf("writes = %q, want %q", got, tc.wantWrites)
+			}
+			events := f.events()
+			if len(events) != len(tc.wantEvents) || (len(events) == 1 && !strings.HasPrefix(events[0], tc.wantEvents[0]+" ")) {
+				t.Errorf("events = %q, want %q", events, tc.wantEvents)
+			}
+			if tc.wantReason == "" {
+				return
+			}
+			written := objectOf(t, writes[len(writes)-1]).(*samplev1alpha1.Foo)
+			c := meta.FindStatusCondition(written.Status.Conditions, samplev1alpha1.ConditionReady)
+			if c == nil || c.Status != metav1.ConditionFalse || c.Reason != tc.wantReason || !strings.Contains(c.Message, tc.wantMessage) {
+				t.Errorf("Ready = %+v, want False/%s with %q in the message", c, tc.wantReason, tc.wantMessage)
+			}
+			if written.Status.AvailableReplicas != tc.wantAvail || written.Status.ObservedGeneration != tc.foo.Generation {
+				t.Errorf("status = %+v, want availableReplicas %d at generation %d", written.Status, tc.wantAvail, tc.foo.Generation)
+			}
+		})
 	}
 }
 

@@ -225,6 +225,98 @@ func TestDeploymentNotOwnedIsLeftAlone(t *testing.T) {
 	}
 }
 
+// A Deployment the API server refuses (here a ValidatingAdmissionPolicy capping replicas, as a
+// platform team might) is reported on the Foo and in one Warning Event, retried with backoff
+// rather than in a loop, and fixed by fixing the Foo; the refusal of one Foo holds up no other.
+func TestRefusedDeploymentIsReportedOnTheFoo(t *testing.T) {
+	ensureCRD(t)
+	ns := newNamespace(t)
+	mustKubectl(t, "label", "namespace", ns, "e2e-replica-cap="+ns)
+	policy := `apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: ` + ns + `}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [apps], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [deployments]}
+  validations:
+  - expression: "!has(object.spec.replicas) || object.spec.replicas <= 5"
+    message: "at most 5 replicas per Deployment in this namespace"
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: ` + ns + `}
+spec:
+  policyName: ` + ns + `
+  validationActions: [Deny]
+  matchResources:
+    namespaceSelector: {matchLabels: {e2e-replica-cap: ` + ns + `}}
+`
+	if out, err := kubectlApply(policy); err != nil {
+		t.Fatalf("applying the policy: %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		_, _ = kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", ns, "--ignore-not-found")
+	})
+	// A policy takes effect a moment after it is created: wait until it refuses a dry run.
+	probe := `{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"probe","namespace":"` + ns + `"},
+"spec":{"replicas":6,"selector":{"matchLabels":{"a":"b"}},"template":{"metadata":{"labels":{"a":"b"}},"spec":{"containers":[{"name":"c","image":"c"}]}}}}`
+	eventually(t, nil, 30*time.Second, "the policy to be in force", func() (bool, string) {
+		out, err := kubectlApply(probe, "--dry-run=server")
+		return err != nil && strings.Contains(out, "at most 5 replicas"), out
+	})
+
+	p := startController(t, "--namespace="+ns)
+	mark, start := auditMark(t), time.Now()
+	createFoo(t, newFoo(ns, "big", "big", 9))
+	createFoo(t, newFoo(ns, "small", "small", 2))
+	cond := waitForReadyReason(t, p, ns, "big", metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentRejected)
+	if !strings.Contains(cond.Message, "refused creating Deployment big") || !strings.Contains(cond.Message, "at most 5 replicas") {
+		t.Errorf("Ready message %q does not give the API server's answer", cond.Message)
+	}
+	waitForFooConverged(t, p, ns, "small", 60*time.Second)
+	eventually(t, p, 10*time.Second, "a Warning event", func() (bool, string) {
+		out, _ := kubectl("get", "events", "-n", ns, "--field-selector", "type=Warning,reason=DeploymentRejected")
+		return strings.Contains(out, "at most 5 replicas"), out
+	})
+
+	// Backoff, not a hot loop: 5 ms doubling gives about a dozen attempts in the first 20 s.
+	time.Sleep(time.Until(start.Add(20 * time.Second)))
+	creates := 0
+	for _, e := range controllerRequestsSince(t, mark, ns) {
+		if e.Verb == "create" && e.ObjectRef.Resource == "deployments" && e.ObjectRef.Name == "big" {
+			creates++
+		}
+	}
+	if creates < 2 || creates > 20 {
+		t.Errorf("the controller tried to create the refused Deployment %d times in 20 s, want a few retries with backoff", creates)
+	}
+	if _, err := getDeployment(ns, "big"); !isNotFound(err) {
+		t.Errorf("Deployment big: %v, want NotFound", err)
+	}
+
+	// Fixing the Foo fixes it at once, without waiting out the backoff.
+	mustKubectl(t, "patch", "foo", "big", "-n", ns, "--type=merge", "-p", `{"spec":{"replicas":4}}`)
+	waitForFooConverged(t, p, ns, "big", 60*time.Second)
+
+	// An update the policy refuses: the Deployment keeps its 4 replicas, the Foo says why and
+	// still reports what is available.
+	mustKubectl(t, "scale", "foo/big", "-n", ns, "--replicas=8")
+	cond = waitForReadyReason(t, p, ns, "big", metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentRejected)
+	if !strings.Contains(cond.Message, "refused updating Deployment big") {
+		t.Errorf("Ready message %q, want the refused update", cond.Message)
+	}
+	if foo := getFoo(t, ns, "big"); foo.Status.AvailableReplicas != 4 || foo.Status.ObservedGeneration != foo.Generation {
+		t.Errorf("status = %+v, want 4 available at generation %d", foo.Status, foo.Generation)
+	}
+	if d, err := getDeployment(ns, "big"); err != nil || *d.Spec.Replicas != 4 {
+		t.Errorf("Deployment big: %v, err %v; want it unchanged at 4 replicas", d, err)
+	}
+	mustKubectl(t, "scale", "foo/big", "-n", ns, "--replicas=3")
+	waitForFooConverged(t, p, ns, "big", 60*time.Second)
+}
+
 // Deleting a Foo deletes its Deployment through the garbage collector.
 func TestFooDeletionGarbageCollectsDeployment(t *testing.T) {
 	ensureCRD(t)

@@ -26,6 +26,8 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
+
+	samplev1alpha1 "example.com/sample-controller/pkg/apis/samplecontroller/v1alpha1"
 )
 
 const deployNamespace = "sample-controller" // the namespace artifacts/deploy installs into
@@ -289,12 +291,12 @@ func TestEveryRBACRuleIsNeeded(t *testing.T) {
 	// What breaks without each rule, in the order of the manifests.
 	type breakage func(t *testing.T, env *rbacEnv)
 	clusterRoleBreaks := []breakage{
-		0: func(t *testing.T, e *rbacEnv) { e.expectNeverReady(t) },                // foos list/watch
-		1: func(t *testing.T, e *rbacEnv) { e.expectDeploymentButNoStatus(t) },     // foos/status update
-		2: func(t *testing.T, e *rbacEnv) { e.expectNeverReady(t) },                // deployments list/watch
-		3: func(t *testing.T, e *rbacEnv) { e.expectNoDeployment(t, "forbidden") }, // deployments create
-		4: func(t *testing.T, e *rbacEnv) { e.expectDriftNotReverted(t) },          // deployments update
-		5: func(t *testing.T, e *rbacEnv) { e.expectConvergedWithoutEvents(t) },    // events create/patch
+		0: func(t *testing.T, e *rbacEnv) { e.expectNeverReady(t) },                      // foos list/watch
+		1: func(t *testing.T, e *rbacEnv) { e.expectDeploymentButNoStatus(t) },           // foos/status update
+		2: func(t *testing.T, e *rbacEnv) { e.expectNeverReady(t) },                      // deployments list/watch
+		3: func(t *testing.T, e *rbacEnv) { e.expectNoDeploymentAndFooSaysForbidden(t) }, // deployments create
+		4: func(t *testing.T, e *rbacEnv) { e.expectDriftNotReverted(t) },                // deployments update
+		5: func(t *testing.T, e *rbacEnv) { e.expectConvergedWithoutEvents(t) },          // events create/patch
 	}
 	leaseRoleBreaks := []breakage{
 		0: func(t *testing.T, e *rbacEnv) { e.expectNeverLeads(t) }, // leases create
@@ -402,10 +404,12 @@ func (e *rbacEnv) expectNeverReady(t *testing.T) {
 	}
 }
 
-func (e *rbacEnv) expectNoDeployment(t *testing.T, logSays string) {
-	eventually(t, e.p, 20*time.Second, "the controller to lead and be refused", func() (bool, string) {
-		return strings.Contains(e.p.log(), logSays), e.p.logTail(3)
-	})
+// expectNoDeploymentAndFooSaysForbidden: the refusal reaches the Foo's owner, not only the log.
+func (e *rbacEnv) expectNoDeploymentAndFooSaysForbidden(t *testing.T) {
+	cond := waitForReadyReason(t, e.p, e.ns, "f", metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentRejected)
+	if !strings.Contains(cond.Message, "forbidden") || !strings.Contains(cond.Message, "cannot create resource") {
+		t.Errorf("Ready message %q does not say what was forbidden", cond.Message)
+	}
 	e.hold(t, 5*time.Second, "no Deployment", func() (bool, string) { return !e.deploymentExists(), "the Deployment exists" })
 }
 

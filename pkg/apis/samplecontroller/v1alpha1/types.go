@@ -100,6 +100,10 @@ const (
 	// ReasonDeploymentNotOwned: a Deployment with that name exists and another owner (or no one)
 	// controls it. The controller leaves it alone.
 	ReasonDeploymentNotOwned = "DeploymentNotOwned"
+	// ReasonDeploymentRejected: the API server refused to create or update the Deployment (an
+	// admission policy or webhook, a ResourceQuota, a LimitRange, or missing permissions). The
+	// message carries the API server's answer; the controller keeps retrying with backoff.
+	ReasonDeploymentRejected = "DeploymentRejected"
 )
 
 // FooList is a list of Foos, as returned by LIST /apis/samplecontroller.example.com/v1alpha1/foos.
