@@ -536,6 +536,11 @@ func (c *Controller) syncFoo(ctx context.Context, key cache.ObjectName) error {
 		logger.V(2).Info("Deployment does not exist; creating it", "deployment", klog.KRef(foo.Namespace, foo.Spec.DeploymentName))
 		deployment, err = c.kubeclientset.AppsV1().Deployments(foo.Namespace).Create(ctx, newDeployment(foo),
 			metav1.CreateOptions{FieldManager: controllerAgentName})
+		if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
+			// The namespace is being deleted, and the Foo with it: nothing to build, report or retry.
+			logger.V(2).Info("Namespace is terminating; not creating the Deployment")
+			return nil
+		}
 		if isRejection(err) {
 			return c.reportRejection(ctx, foo, nil, "creating", err)
 		}

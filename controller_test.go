@@ -629,6 +629,29 @@ func TestSyncFooWriteRefused(t *testing.T) {
 	}
 }
 
+// In a namespace being deleted the create is refused (403 with the NamespaceTerminating cause):
+// the Foo goes with the namespace, so there is nothing to report and nothing to retry.
+func TestSyncFooInTerminatingNamespaceGivesUpQuietly(t *testing.T) {
+	foo := newFoo("test", 1).foo
+	f := newFixture(t, []*samplev1alpha1.Foo{foo}, nil)
+	terminating := apierrors.NewForbidden(appsv1.Resource("deployments"), "test-deploy",
+		errors.New("unable to create new content in namespace default because it is being terminated"))
+	terminating.ErrStatus.Details.Causes = []metav1.StatusCause{{Type: corev1.NamespaceTerminatingCause, Field: "default"}}
+	f.kubeclient.PrependReactor("create", "deployments", func(core.Action) (bool, runtime.Object, error) {
+		return true, nil, terminating
+	})
+	_, ctx := ktesting.NewTestContext(t)
+	if err := f.controller.syncFoo(ctx, cache.MetaObjectToName(foo)); err != nil {
+		t.Errorf("syncFoo = %v, want nil", err)
+	}
+	if w := describe(f.writes()); !equality.Semantic.DeepEqual(w, []string{"create deployments"}) {
+		t.Errorf("writes = %q, want only the refused create", w)
+	}
+	if ev := f.events(); len(ev) != 0 {
+		t.Errorf("events = %q, want none", ev)
+	}
+}
+
 // ---- event handlers: which Foo does a change matter to? ----
 
 func TestHandleDeploymentRouting(t *testing.T) {
