@@ -20,6 +20,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/tools/clientcmd"
@@ -296,7 +297,15 @@ func TestEveryRBACRuleIsNeeded(t *testing.T) {
 		2: func(t *testing.T, e *rbacEnv) { e.expectNeverReady(t) },                      // deployments list/watch
 		3: func(t *testing.T, e *rbacEnv) { e.expectNoDeploymentAndFooSaysForbidden(t) }, // deployments create
 		4: func(t *testing.T, e *rbacEnv) { e.expectDriftNotReverted(t) },                // deployments update
-		5: func(t *testing.T, e *rbacEnv) { e.expectConvergedWithoutEvents(t) },          // events create/patch
+		5: func(t *testing.T, e *rbacEnv) { e.expectConvergedWithoutEvents(t) },          // events create
+		6: func(t *testing.T, e *rbacEnv) { e.expectRepeatedEventNotCounted(t) },         // events patch
+	}
+	// The namespaced variant grants the same rules in one namespace: what is proven here for the
+	// ClusterRole holds for it.
+	var namespacedRole rbacv1.Role
+	readManifest(t, "artifacts/deploy/namespaced/role.yaml", &namespacedRole)
+	if !equality.Semantic.DeepEqual(namespacedRole.Rules, clusterRole.Rules) {
+		t.Errorf("artifacts/deploy/namespaced/role.yaml has other rules than the ClusterRole:\n%v\n%v", namespacedRole.Rules, clusterRole.Rules)
 	}
 	leaseRoleBreaks := []breakage{
 		0: func(t *testing.T, e *rbacEnv) { e.expectNeverLeads(t) }, // leases create
@@ -324,11 +333,10 @@ func TestEveryRBACRuleIsNeeded(t *testing.T) {
 	t.Run("all rules together are enough", func(t *testing.T) {
 		e := newRBACEnv(t, clusterRole.Rules, leaseRole.Rules)
 		waitForFooConverged(t, e.p, e.ns, "f", 60*time.Second)
-		mustKubectl(t, "scale", "deployment/f", "-n", e.ns, "--replicas=3")
-		waitForDeploymentReplicas(t, e.p, e.ns, "f", 1)
-		eventually(t, e.p, 15*time.Second, "events about the Foo", func() (bool, string) {
+		e.revertDriftTwice(t)
+		eventually(t, e.p, 15*time.Second, "events about the Foo, the repeated one counted twice", func() (bool, string) {
 			out, _ := kubectl("get", "events", "-n", e.ns, "--field-selector", "involvedObject.kind=Foo")
-			return strings.Contains(out, "DeploymentCreated") && strings.Contains(out, "DeploymentUpdated"), out
+			return strings.Contains(out, "DeploymentCreated") && e.deploymentUpdatedCount() == 2, out
 		})
 		if strings.Contains(strings.ToLower(e.p.log()), "forbidden") {
 			t.Errorf("the controller was refused something with the full set of rules:\n%s", e.p.logTail(20))
@@ -448,6 +456,40 @@ func (e *rbacEnv) expectConvergedWithoutEvents(t *testing.T) {
 		list, err := kubeClient.CoreV1().Events(e.ns).List(context.Background(), metav1.ListOptions{FieldSelector: "involvedObject.kind=Foo"})
 		return err == nil && len(list.Items) == 0, fmt.Sprint(len(list.Items), err)
 	})
+}
+
+// revertDriftTwice scales the Foo's Deployment away twice and waits for the controller to put it
+// back each time: the second DeploymentUpdated Event repeats the first, word for word.
+func (e *rbacEnv) revertDriftTwice(t *testing.T) {
+	waitForFooConverged(t, e.p, e.ns, "f", 60*time.Second)
+	for range 2 {
+		mustKubectl(t, "scale", "deployment/f", "-n", e.ns, "--replicas=3")
+		waitForDeploymentReplicas(t, e.p, e.ns, "f", 1)
+	}
+}
+
+// deploymentUpdatedCount is the count of the Foo's DeploymentUpdated Event (0 when there is none).
+func (e *rbacEnv) deploymentUpdatedCount() int32 {
+	list, err := kubeClient.CoreV1().Events(e.ns).List(context.Background(), metav1.ListOptions{FieldSelector: "involvedObject.kind=Foo,reason=DeploymentUpdated"})
+	if err != nil || len(list.Items) != 1 {
+		return 0
+	}
+	return list.Items[0].Count
+}
+
+// expectRepeatedEventNotCounted: without patch, a repeated Event is recorded once and its count
+// never rises (the recorder raises it with a PATCH).
+func (e *rbacEnv) expectRepeatedEventNotCounted(t *testing.T) {
+	e.revertDriftTwice(t)
+	eventually(t, e.p, 10*time.Second, "the first DeploymentUpdated event", func() (bool, string) {
+		return e.deploymentUpdatedCount() == 1, fmt.Sprint(e.deploymentUpdatedCount())
+	})
+	e.hold(t, 5*time.Second, "its count to stay at 1", func() (bool, string) {
+		return e.deploymentUpdatedCount() == 1, fmt.Sprint(e.deploymentUpdatedCount())
+	})
+	if !strings.Contains(e.p.log(), "forbidden") {
+		t.Errorf("the log does not say the patch was forbidden:\n%s", e.p.logTail(10))
+	}
 }
 
 // ---- leader election ----
