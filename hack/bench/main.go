@@ -247,10 +247,10 @@ func run() error {
 		}
 		p.stop()
 		fl := Floor{N: n}
-		if fl.Seconds, _, err = floor(ctx, fmt.Sprintf("bench-%s-floor-%d", run, n), n, false); err != nil {
+		if fl.Seconds, err = floor(ctx, fmt.Sprintf("bench-%s-floor-%d", run, n), n, false); err != nil {
 			return err
 		}
-		if fl.PrecreatedSeconds, _, err = floor(ctx, fmt.Sprintf("bench-%s-floorpre-%d", run, n), n, true); err != nil {
+		if fl.PrecreatedSeconds, err = floor(ctx, fmt.Sprintf("bench-%s-floorpre-%d", run, n), n, true); err != nil {
 			return err
 		}
 		fl.Ratio = c.StatusSecs / fl.Seconds
@@ -794,18 +794,18 @@ func steady(ctx context.Context, p *controllerProcess, n int) (*Steady, error) {
 // a Foo while the others are still being created), and it stops when the same observer has seen
 // every Foo's status current. With precreated, the Foos are all created before the clock starts:
 // the writes alone, a stricter figure that leaves out the load of creating the Foos.
-func floor(ctx context.Context, ns string, n int, precreated bool) (seconds, lastWriteSeconds float64, err error) {
+func floor(ctx context.Context, ns string, n int, precreated bool) (seconds float64, err error) {
 	if err := createNamespace(ctx, ns); err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	o, err := observe(ctx, ns)
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	defer o.stop()
 	rc, err := clientcmd.BuildConfigFromFlags("", cfg.kubeconfig)
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	rc.QPS, rc.Burst = float32(cfg.qps), cfg.burst
 	rc = rest.AddUserAgent(rc, "bench-floor")
@@ -815,7 +815,7 @@ func floor(ctx context.Context, ns string, n int, precreated bool) (seconds, las
 	created := make(chan *samplev1alpha1.Foo, n)
 	if precreated {
 		if err := createFoos(ctx, ns, n, 0, created); err != nil {
-			return 0, 0, err
+			return 0, err
 		}
 		progress("floor: %d Deployment creates + %d status writes for existing Foos, QPS %d, burst %d, %d goroutines", n, n, cfg.qps, cfg.burst, cfg.workers)
 	} else {
@@ -845,19 +845,18 @@ func floor(ctx context.Context, ns string, n int, precreated bool) (seconds, las
 	}
 	close(created)
 	wg.Wait()
-	lastWriteSeconds = time.Since(start).Seconds()
 	if err == nil {
 		err, _ = firstErr.Load().(error)
 	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("floor: %w", err)
+		return 0, fmt.Errorf("floor: %w", err)
 	}
 	for {
 		if _, withStatus := o.counts(); withStatus == n {
-			return time.Since(start).Seconds(), lastWriteSeconds, nil
+			return time.Since(start).Seconds(), nil
 		}
 		if time.Since(start) > cfg.timeout {
-			return 0, 0, fmt.Errorf("floor: not every status seen current after %s", cfg.timeout)
+			return 0, fmt.Errorf("floor: not every status seen current after %s", cfg.timeout)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
