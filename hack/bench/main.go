@@ -4,7 +4,9 @@
 //   - convergence: N Foos created as fast as the API allows; time until every Foo has its
 //     Deployment, and until every Foo's status is current (replicas 0, and replicas 1 with pods);
 //   - the floor: the same necessary writes (N Deployment creates + N status writes) by a bare
-//     parallel client with the controller's QPS budget and parallelism, and the ratio;
+//     parallel client with the controller's QPS budget and parallelism, timed like the
+//     controller, and the writes alone for Foos created beforehand; the ratios are medians
+//     over --rounds runs of both;
 //   - steady state: the controller's requests over two resync periods after convergence;
 //   - API calls per Foo by verb and resource (from the API server's audit log, when given);
 //   - memory: peak RSS and Go heap with N Foos and their Deployments, with and without the
@@ -30,6 +32,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -70,6 +73,7 @@ type config struct {
 	logDir        string
 	timeout       time.Duration
 	cpuProfile    string
+	rounds        int
 }
 
 // Results is what the JSON file holds.
@@ -99,13 +103,20 @@ type Convergence struct {
 }
 
 type Floor struct {
-	N int `json:"n"`
+	N      int          `json:"n"`
+	Rounds []FloorRound `json:"rounds"`
+	// Medians over the rounds of controller time / floor time.
+	Ratio           float64 `json:"controllerOverFloor"`
+	PrecreatedRatio float64 `json:"controllerOverPrecreatedFloor"`
+}
+
+// FloorRound is one controller convergence run and the floors measured right after it.
+type FloorRound struct {
+	ControllerSeconds float64 `json:"controllerSeconds"`
 	// The floor timed like the controller: first Foo create -> every status seen current.
-	Seconds float64 `json:"seconds"`
-	Ratio   float64 `json:"controllerOverFloor"`
+	Seconds float64 `json:"floorSeconds"`
 	// The writes alone, for Foos created before the clock starts: first write -> every status seen current.
-	PrecreatedSeconds float64 `json:"precreatedSeconds"`
-	PrecreatedRatio   float64 `json:"controllerOverPrecreatedFloor"`
+	PrecreatedSeconds float64 `json:"precreatedFloorSeconds"`
 }
 
 type Steady struct {
@@ -160,6 +171,7 @@ func main() {
 	flag.StringVar(&cfg.jsonOut, "json", "_output/bench/results.json", "where to write the results as JSON")
 	flag.StringVar(&cfg.logDir, "log-dir", "_output/bench", "where the controllers' logs go")
 	flag.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "give up on one convergence after this long")
+	flag.IntVar(&cfg.rounds, "rounds", 3, "controller and floor runs per N in --n; the ratios reported are the medians")
 	flag.StringVar(&cfg.cpuProfile, "cpu-profile", "", "write a 20 s CPU profile of the controller, taken from the start of the first convergence run, to this file (go tool pprof FILE)")
 	flag.Parse()
 	var err error
@@ -167,6 +179,9 @@ func main() {
 		if cfg.podsN, err = parseInts(*podsList); err == nil {
 			cfg.memoryN, err = parseInts(*memList)
 		}
+	}
+	if err == nil && cfg.rounds < 1 {
+		err = fmt.Errorf("--rounds must be at least 1, got %d", cfg.rounds)
 	}
 	if err != nil {
 		fail(err)
@@ -229,35 +244,44 @@ func run() error {
 	// after the first, and memory on the converged objects.
 	converged := map[int]string{} // N -> namespace holding N converged Foos
 	for i, n := range cfg.ns {
-		ns := fmt.Sprintf("bench-%s-conv-%d", run, n)
-		c, p, err := convergence(ctx, ns, n, 0, i == 0) // the first run goes on to steady state
-		if err != nil {
-			return err
-		}
-		res.Convergence = append(res.Convergence, c)
-		converged[n] = ns
-		if i == 0 {
-			st, err := steady(ctx, p, n)
+		fl := Floor{N: n}
+		var ratios, precreatedRatios []float64
+		for r := range cfg.rounds {
+			ns := fmt.Sprintf("bench-%s-conv-%d-%d", run, n, r)
+			first := i == 0 && r == 0 // goes on to steady state
+			c, p, err := convergence(ctx, ns, n, 0, first)
 			if err != nil {
-				p.stop()
 				return err
 			}
-			res.Steady = st
-			res.CallsPerFoo = c.CallsPerFoo
+			if r == 0 {
+				res.Convergence = append(res.Convergence, c)
+				converged[n] = ns
+			}
+			if first {
+				st, err := steady(ctx, p, n)
+				if err != nil {
+					p.stop()
+					return err
+				}
+				res.Steady = st
+				res.CallsPerFoo = c.CallsPerFoo
+			}
+			p.stop()
+			round := FloorRound{ControllerSeconds: c.StatusSecs}
+			if round.Seconds, err = floor(ctx, fmt.Sprintf("bench-%s-floor-%d-%d", run, n, r), n, false); err != nil {
+				return err
+			}
+			if round.PrecreatedSeconds, err = floor(ctx, fmt.Sprintf("bench-%s-floorpre-%d-%d", run, n, r), n, true); err != nil {
+				return err
+			}
+			fl.Rounds = append(fl.Rounds, round)
+			ratios = append(ratios, round.ControllerSeconds/round.Seconds)
+			precreatedRatios = append(precreatedRatios, round.ControllerSeconds/round.PrecreatedSeconds)
+			progress("N=%d, round %d of %d: controller %.1fs, floor %.1fs (ratio %.2f); writes alone for existing Foos %.1fs (ratio %.2f)",
+				n, r+1, cfg.rounds, round.ControllerSeconds, round.Seconds, ratios[r], round.PrecreatedSeconds, precreatedRatios[r])
 		}
-		p.stop()
-		fl := Floor{N: n}
-		if fl.Seconds, err = floor(ctx, fmt.Sprintf("bench-%s-floor-%d", run, n), n, false); err != nil {
-			return err
-		}
-		if fl.PrecreatedSeconds, err = floor(ctx, fmt.Sprintf("bench-%s-floorpre-%d", run, n), n, true); err != nil {
-			return err
-		}
-		fl.Ratio = c.StatusSecs / fl.Seconds
-		fl.PrecreatedRatio = c.StatusSecs / fl.PrecreatedSeconds
+		fl.Ratio, fl.PrecreatedRatio = median(ratios), median(precreatedRatios)
 		res.Floor = append(res.Floor, fl)
-		progress("N=%d: controller %.1fs, floor %.1fs (ratio %.2f); writes alone for existing Foos %.1fs (ratio %.2f)",
-			n, c.StatusSecs, fl.Seconds, fl.Ratio, fl.PrecreatedSeconds, fl.PrecreatedRatio)
 	}
 	for _, n := range cfg.podsN {
 		c, p, err := convergence(ctx, fmt.Sprintf("bench-%s-pods-%d", run, n), n, 1, true)
@@ -758,7 +782,11 @@ func convergence(ctx context.Context, ns string, n int, replicas int32, untilRes
 			c.CallsPerFoo[k] = v / float64(n)
 		}
 	}
-	progress("  converged: all Deployments after %.1fs, all statuses current after %.1fs, all Ready after %.1fs", c.DeploymentsSecs, c.StatusSecs, c.ReadySecs)
+	if untilRest {
+		progress("  converged: all Deployments after %.1fs, all statuses current after %.1fs, all Ready after %.1fs", c.DeploymentsSecs, c.StatusSecs, c.ReadySecs)
+	} else {
+		progress("  converged: all Deployments after %.1fs, all statuses current after %.1fs", c.DeploymentsSecs, c.StatusSecs)
+	}
 	return c, p, nil
 }
 
@@ -971,6 +999,14 @@ func latency(ctx context.Context, ns string) (*Latency, error) {
 	return &Latency{Rate: cfg.latencyRate, Count: total, P50ms: percentile(ms, 50), P99ms: percentile(ms, 99), MaxMs: ms[len(ms)-1]}, nil
 }
 
+func median(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
 func percentile(sorted []float64, p float64) float64 {
 	i := int(float64(len(sorted)-1) * p / 100)
 	return sorted[i]
@@ -1004,8 +1040,11 @@ func printTable(r *Results) {
 	}
 	fmt.Fprintln(w, "\nFloor (a bare client doing N Deployment creates + N status writes with the controller's QPS and parallelism)")
 	for _, f := range r.Floor {
-		fmt.Fprintf(w, "  N=%-6d as the Foos are created, timed like the controller: %6.1fs   controller/floor %.2f\n", f.N, f.Seconds, f.Ratio)
-		fmt.Fprintf(w, "  N=%-6d the writes alone, for Foos created beforehand:    %6.1fs   controller/floor %.2f\n", f.N, f.PrecreatedSeconds, f.PrecreatedRatio)
+		fmt.Fprintf(w, "  N=%-6d controller / floor %.2f, controller / writes alone %.2f (medians of %d rounds)\n", f.N, f.Ratio, f.PrecreatedRatio, len(f.Rounds))
+		for i, rd := range f.Rounds {
+			fmt.Fprintf(w, "    round %d: controller %6.1fs   floor, timed like the controller %6.1fs   writes alone, Foos created beforehand %6.1fs\n",
+				i+1, rd.ControllerSeconds, rd.Seconds, rd.PrecreatedSeconds)
+		}
 	}
 	if s := r.Steady; s != nil {
 		fmt.Fprintf(w, "\nSteady state (N=%d converged, %.0fs = two resync periods): %.0f writes, requests %v, %.0f reconciles\n",
