@@ -240,48 +240,50 @@ func run() error {
 	ctx := context.Background()
 	run := fmt.Sprintf("%d", time.Now().Unix()%100000)
 
-	// Convergence with replicas 0 (the controller alone), the floor beside each, steady state
-	// after the first, and memory on the converged objects.
+	// Convergence with replicas 0 (the controller alone) and the floors beside it, one round per
+	// N first (the first going on to steady state); the runs with pods, memory and latency next;
+	// the further rounds last, so that the objects they leave behind do not weigh on the others.
 	converged := map[int]string{} // N -> namespace holding N converged Foos
-	for i, n := range cfg.ns {
-		fl := Floor{N: n}
-		var ratios, precreatedRatios []float64
-		for r := range cfg.rounds {
-			ns := fmt.Sprintf("bench-%s-conv-%d-%d", run, n, r)
-			first := i == 0 && r == 0 // goes on to steady state
-			c, p, err := convergence(ctx, ns, n, 0, first)
-			if err != nil {
-				return err
-			}
-			if r == 0 {
-				res.Convergence = append(res.Convergence, c)
-				converged[n] = ns
-			}
-			if first {
-				st, err := steady(ctx, p, n)
-				if err != nil {
-					p.stop()
-					return err
-				}
-				res.Steady = st
-				res.CallsPerFoo = c.CallsPerFoo
-			}
-			p.stop()
-			round := FloorRound{ControllerSeconds: c.StatusSecs}
-			if round.Seconds, err = floor(ctx, fmt.Sprintf("bench-%s-floor-%d-%d", run, n, r), n, false); err != nil {
-				return err
-			}
-			if round.PrecreatedSeconds, err = floor(ctx, fmt.Sprintf("bench-%s-floorpre-%d-%d", run, n, r), n, true); err != nil {
-				return err
-			}
-			fl.Rounds = append(fl.Rounds, round)
-			ratios = append(ratios, round.ControllerSeconds/round.Seconds)
-			precreatedRatios = append(precreatedRatios, round.ControllerSeconds/round.PrecreatedSeconds)
-			progress("N=%d, round %d of %d: controller %.1fs, floor %.1fs (ratio %.2f); writes alone for existing Foos %.1fs (ratio %.2f)",
-				n, r+1, cfg.rounds, round.ControllerSeconds, round.Seconds, ratios[r], round.PrecreatedSeconds, precreatedRatios[r])
+	res.Floor = make([]Floor, len(cfg.ns))
+	measureRound := func(i, n, r int) error {
+		ns := fmt.Sprintf("bench-%s-conv-%d-%d", run, n, r)
+		first := i == 0 && r == 0 // goes on to steady state
+		c, p, err := convergence(ctx, ns, n, 0, first)
+		if err != nil {
+			return err
 		}
-		fl.Ratio, fl.PrecreatedRatio = median(ratios), median(precreatedRatios)
-		res.Floor = append(res.Floor, fl)
+		if r == 0 {
+			res.Convergence = append(res.Convergence, c)
+			converged[n] = ns
+		}
+		if first {
+			st, err := steady(ctx, p, n)
+			if err != nil {
+				p.stop()
+				return err
+			}
+			res.Steady = st
+			res.CallsPerFoo = c.CallsPerFoo
+		}
+		p.stop()
+		round := FloorRound{ControllerSeconds: c.StatusSecs}
+		if round.Seconds, err = floor(ctx, fmt.Sprintf("bench-%s-floor-%d-%d", run, n, r), n, false); err != nil {
+			return err
+		}
+		if round.PrecreatedSeconds, err = floor(ctx, fmt.Sprintf("bench-%s-floorpre-%d-%d", run, n, r), n, true); err != nil {
+			return err
+		}
+		res.Floor[i].N = n
+		res.Floor[i].Rounds = append(res.Floor[i].Rounds, round)
+		progress("N=%d, round %d of %d: controller %.1fs, floor %.1fs (ratio %.2f); writes alone for existing Foos %.1fs (ratio %.2f)",
+			n, r+1, cfg.rounds, round.ControllerSeconds, round.Seconds, round.ControllerSeconds/round.Seconds,
+			round.PrecreatedSeconds, round.ControllerSeconds/round.PrecreatedSeconds)
+		return nil
+	}
+	for i, n := range cfg.ns {
+		if err := measureRound(i, n, 0); err != nil {
+			return err
+		}
 	}
 	for _, n := range cfg.podsN {
 		c, p, err := convergence(ctx, fmt.Sprintf("bench-%s-pods-%d", run, n), n, 1, true)
@@ -314,6 +316,21 @@ func run() error {
 		return err
 	}
 	res.Latency = lat
+	for r := 1; r < cfg.rounds; r++ {
+		for i, n := range cfg.ns {
+			if err := measureRound(i, n, r); err != nil {
+				return err
+			}
+		}
+	}
+	for i := range res.Floor {
+		var ratios, precreatedRatios []float64
+		for _, rd := range res.Floor[i].Rounds {
+			ratios = append(ratios, rd.ControllerSeconds/rd.Seconds)
+			precreatedRatios = append(precreatedRatios, rd.ControllerSeconds/rd.PrecreatedSeconds)
+		}
+		res.Floor[i].Ratio, res.Floor[i].PrecreatedRatio = median(ratios), median(precreatedRatios)
+	}
 	res.Growth = growth(res.Convergence)
 
 	printTable(res)
