@@ -21,7 +21,7 @@ e2e: ## End-to-end tests: the real controller on the local control plane (builds
 
 test: unit e2e ## Every test: unit, then end-to-end on the local control plane
 
-bench: ## The benchmark on a local cluster of its own (N=1000, about 3 min); see docs/benchmarks.md
+bench: ## The benchmark on a local cluster of its own (N=1000, 3 rounds, about 5 min); see docs/benchmarks.md
 	hack/bench.sh
 
 bench-smoke: ## The benchmark at N=50: only checks that it still works

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the benchmark (hack/bench) on a local cluster of its own, then deletes the cluster.
-#   hack/bench.sh                       the default run: N=1000 (about 3 minutes on 2 cores)
+#   hack/bench.sh                       the default run: N=1000, 3 rounds (about 5 minutes on 2 cores)
 #   BENCH_ARGS="--n=100,1000,5000 --memory-n=1000,10000" BENCH_NODES=12 hack/bench.sh
 #   make bench-smoke                    a small run (N=50) that only checks it still works
 # The cluster runs with kwokctl's --disable-qps-limits so that kube-controller-manager,
