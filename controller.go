@@ -748,8 +748,17 @@ func isRejection(err error) bool {
 // It still returns the error, so that the queue retries with backoff: a quota can free up and a
 // policy can change, and this controller watches neither. Once maxRetries is reached the key is
 // dropped until the next resync or the next change to the Foo; the status keeps saying why.
+//
+// The message is written once per spec generation. Every status write comes back as a Foo update
+// event, which enqueues the key at once, past the backoff; a refusal worded differently on each
+// attempt (a webhook naming a request ID, a quota's changing usage) would otherwise become a
+// write-and-retry loop at the client's full QPS. The controller's log has every attempt's answer.
 func (c *Controller) reportRejection(ctx context.Context, foo *samplev1alpha1.Foo, deployment *appsv1.Deployment, verb string, err error) error {
 	msg := fmt.Sprintf("the API server refused %s Deployment %s: %v", verb, foo.Spec.DeploymentName, err)
+	if prev := meta.FindStatusCondition(foo.Status.Conditions, samplev1alpha1.ConditionReady); prev != nil &&
+		prev.Reason == samplev1alpha1.ReasonDeploymentRejected && prev.ObservedGeneration == foo.Generation {
+		msg = prev.Message
+	}
 	cond := newReadyCondition(foo, metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentRejected, msg)
 	return errors.Join(fmt.Errorf("%s Deployment %s/%s: %w", verb, foo.Namespace, foo.Spec.DeploymentName, err),
 		c.updateFooStatus(ctx, foo, deployment, cond, EventDeploymentRejected))

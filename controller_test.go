@@ -47,6 +47,12 @@ func newFoo(name string, replicas int32) *fooBuilder {
 	}}
 }
 
+// generation sets metadata.generation, as a spec change does; what the status says is unchanged.
+func (b *fooBuilder) generation(g int64) *fooBuilder {
+	b.foo.Generation = g
+	return b
+}
+
 func (b *fooBuilder) deploymentName(name string) *fooBuilder {
 	b.foo.Spec.DeploymentName = name
 	return b
@@ -590,6 +596,12 @@ func TestSyncFooWriteRefused(t *testing.T) {
 			samplev1alpha1.ReasonDeploymentRejected, "refused updating Deployment test-deploy", 3},
 		{"same refusal already reported: no write, no second event", rejectedAlready, nil, "create", quota,
 			[]string{"create deployments"}, nil, "", "", 0},
+		{"refused again in other words, same spec: no write (a write would requeue at once, past the backoff)", rejectedAlready, nil, "create", policy,
+			[]string{"create deployments"}, nil, "", "", 0},
+		{"refused after a spec change: the message is renewed", newFoo("test", 9).generation(2).readyReason(metav1.ConditionFalse,
+			samplev1alpha1.ReasonDeploymentRejected, "the API server refused creating Deployment test-deploy: "+quota.Error()).generation(3).foo,
+			nil, "create", policy, []string{"create deployments", "update foos/status"}, nil,
+			samplev1alpha1.ReasonDeploymentRejected, "at most 5 replicas in this namespace", 0},
 		{"timeout: retried only", newFoo("test", 9).foo, nil, "create", timeout,
 			[]string{"create deployments"}, nil, "", "", 0},
 		{"already exists (cache behind): retried only", newFoo("test", 9).foo, nil, "create", exists,
