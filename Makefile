@@ -41,6 +41,7 @@ fmt:
 
 vet:
 	go vet ./...
+	go vet -tags e2e ./test/e2e/
 
 run: ## The main job: run the controller on the local cluster (or $$KUBECONFIG's) and show a Foo reconciled
 	hack/run.sh
