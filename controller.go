@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/time/rate"
 	appsv1 "k8s.io/api/apps/v1"
@@ -396,8 +397,9 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 	defer utilruntime.HandleCrashWithContext(ctx)
 	logger := klog.FromContext(ctx)
 
-	// Events go to the API server (core/v1 Events) and to the log. Shutdown flushes what is
-	// buffered, so the last events before exit are not lost.
+	// Events go to the API server (core/v1 Events) and to the log, asynchronously: a sync never
+	// waits for one. Shutdown stops the broadcaster; an Event still queued then may be lost
+	// (Events are best effort: the status is the record that counts).
 	c.eventBroadcaster.StartStructuredLogging(3)
 	c.eventBroadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.eventsClient.Events("")})
 	defer c.eventBroadcaster.Shutdown()
@@ -521,6 +523,14 @@ func (c *Controller) syncFoo(ctx context.Context, key cache.ObjectName) error {
 		return err
 	}
 
+	// A Foo being deleted with propagationPolicy=Foreground stays (with a finalizer) until the
+	// garbage collector has deleted its Deployment. Recreating the Deployment now would fight the
+	// collector, so a Foo with a deletionTimestamp gets no writes at all.
+	if foo.DeletionTimestamp != nil {
+		logger.V(2).Info("Foo is being deleted; leaving its Deployment to the garbage collector")
+		return nil
+	}
+
 	// The CRD's schema rejects a bad deploymentName at admission. This check is for a cluster
 	// running an older CRD without that schema: report it, and do not retry, since retrying
 	// cannot fix a spec. The next edit of the Foo brings it back.
@@ -557,8 +567,8 @@ func (c *Controller) syncFoo(ctx context.Context, key cache.ObjectName) error {
 	// is unique across the cluster and across time, so a match also proves group and kind.
 	if !metav1.IsControlledBy(deployment, foo) {
 		// Someone else's Deployment has this name. We never touch it. We report it once (the
-		// event fires when Ready turns to DeploymentNotOwned) and return nil: an error would
-		// retry in a loop that cannot succeed. When that Deployment is deleted, handleDeployment
+		// event fires when Ready turns to DeploymentNotOwned) and do not retry (only a failed
+		// status write is returned): retrying could not succeed. When that Deployment is deleted, handleDeployment
 		// enqueues this Foo again through the deploymentName index.
 		msg := fmt.Sprintf("Deployment %s already exists and is not controlled by this Foo; delete it, or recreate the Foo with another spec.deploymentName", deployment.Name)
 		logger.V(2).Info("Deployment is not controlled by this Foo; leaving it alone", "deployment", klog.KObj(deployment),
@@ -734,7 +744,7 @@ func deploymentReadyCondition(foo *samplev1alpha1.Foo, d *appsv1.Deployment) met
 }
 
 // isRejection tells a write the API server refused on its merits (422 Invalid from an admission
-// policy, 403 Forbidden from a ResourceQuota, a webhook or RBAC, 400 Bad Request) from a hiccup
+// policy, 403 Forbidden from a ResourceQuota, a webhook or RBAC, 400 Bad Request, 413 too large) from a hiccup
 // that the next retry absorbs (409 Conflict, AlreadyExists, timeouts, 429, 5xx). A rejection is
 // something the Foo's owner must be told about: only they can change the spec, the policy or
 // the quota.
@@ -744,19 +754,23 @@ func isRejection(err error) bool {
 }
 
 // reportRejection puts the API server's refusal on the Foo: Ready=False with reason
-// DeploymentRejected and the server's own message, and a Warning Event when it first happens.
+// DeploymentRejected and the server's own message, and a Warning Event when it is new.
 // It still returns the error, so that the queue retries with backoff: a quota can free up and a
 // policy can change, and this controller watches neither. Once maxRetries is reached the key is
-// dropped until the next resync or the next change to the Foo; the status keeps saying why.
+// dropped until the next resync or the next change to the Foo or its Deployment; the status
+// keeps saying why.
 //
-// The message is written once per spec generation. Every status write comes back as a Foo update
-// event, which enqueues the key at once, past the backoff; a refusal worded differently on each
-// attempt (a webhook naming a request ID, a quota's changing usage) would otherwise become a
-// write-and-retry loop at the client's full QPS. The controller's log has every attempt's answer.
+// The message is renewed only when the spec, the verb or the kind of refusal (Invalid,
+// Forbidden, ...) changes. Every status write comes back as a Foo update event, which enqueues
+// the key at once, past the backoff; a refusal worded differently on each attempt (a webhook
+// naming a request ID, a quota's changing usage) would otherwise become a write-and-retry loop
+// at the client's full QPS. The controller's log has every attempt's answer.
 func (c *Controller) reportRejection(ctx context.Context, foo *samplev1alpha1.Foo, deployment *appsv1.Deployment, verb string, err error) error {
-	msg := fmt.Sprintf("the API server refused %s Deployment %s: %v", verb, foo.Spec.DeploymentName, err)
+	kind := fmt.Sprintf("the API server refused %s Deployment %s (%s): ", verb, foo.Spec.DeploymentName, apierrors.ReasonForError(err))
+	msg := kind + truncate(err.Error(), maxRejectionMessage)
 	if prev := meta.FindStatusCondition(foo.Status.Conditions, samplev1alpha1.ConditionReady); prev != nil &&
-		prev.Reason == samplev1alpha1.ReasonDeploymentRejected && prev.ObservedGeneration == foo.Generation {
+		prev.Reason == samplev1alpha1.ReasonDeploymentRejected && prev.ObservedGeneration == foo.Generation &&
+		strings.HasPrefix(prev.Message, kind) {
 		msg = prev.Message
 	}
 	cond := newReadyCondition(foo, metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentRejected, msg)
@@ -764,11 +778,29 @@ func (c *Controller) reportRejection(ctx context.Context, foo *samplev1alpha1.Fo
 		c.updateFooStatus(ctx, foo, deployment, cond, EventDeploymentRejected))
 }
 
+// maxRejectionMessage bounds the server's answer quoted in a condition (the schema allows 32768
+// characters in a condition message; a webhook may answer with more).
+const maxRejectionMessage = 4096
+
+// truncate cuts s to at most max bytes without splitting a UTF-8 character.
+func truncate(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}
+
 // updateFooStatus computes the Foo's new status from what we observed and writes it through
 // the /status subresource, but only if it differs semantically from the status the Foo has:
 // a Foo that is already converged costs no API request at all. When warningReason is set and
-// the Ready condition's reason is new, a Warning event with that reason is recorded, so a
-// problem that persists across syncs is announced once and not on every resync.
+// the write changed the Ready condition's reason or message, a Warning event with that reason
+// is recorded: a problem that persists across syncs is announced once, not on every resync, and
+// not before the status that records it is written (a failed write is retried, and would
+// otherwise announce it again on each attempt).
 func (c *Controller) updateFooStatus(ctx context.Context, foo *samplev1alpha1.Foo, deployment *appsv1.Deployment,
 	ready metav1.Condition, warningReason string) error {
 	// DeepCopy: foo is the cache's object. Modifying it in place would change what every other
@@ -783,9 +815,6 @@ func (c *Controller) updateFooStatus(ctx context.Context, foo *samplev1alpha1.Fo
 	// SetStatusCondition keeps lastTransitionTime when the condition's status did not change.
 	meta.SetStatusCondition(&fooCopy.Status.Conditions, ready)
 
-	if warningReason != "" && (previous == nil || previous.Reason != ready.Reason) {
-		c.recorder.Event(foo, corev1.EventTypeWarning, warningReason, ready.Message)
-	}
 	if equality.Semantic.DeepEqual(foo.Status, fooCopy.Status) {
 		klog.FromContext(ctx).V(2).Info("Status unchanged; no write needed")
 		return nil
@@ -801,5 +830,11 @@ func (c *Controller) updateFooStatus(ctx context.Context, foo *samplev1alpha1.Fo
 	if apierrors.IsNotFound(err) {
 		return nil // deleted while we worked; nothing left to report on
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	if warningReason != "" && (previous == nil || previous.Reason != ready.Reason || previous.Message != ready.Message) {
+		c.recorder.Event(foo, corev1.EventTypeWarning, warningReason, ready.Message)
+	}
+	return nil
 }

@@ -568,8 +568,10 @@ func TestSyncFooWriteRefused(t *testing.T) {
 		field.ErrorList{field.Invalid(field.NewPath("spec", "replicas"), 9, "at most 5 replicas in this namespace")})
 	timeout := apierrors.NewServerTimeout(appsv1.Resource("deployments"), "create", 1)
 	exists := apierrors.NewAlreadyExists(appsv1.Resource("deployments"), "test-deploy")
+	quotaReworded := apierrors.NewForbidden(appsv1.Resource("deployments"), "test-deploy",
+		errors.New("exceeded quota: deployments, requested: count/deployments.apps=1, used: count/deployments.apps=3, limited: count/deployments.apps=2"))
 	rejectedAlready := newFoo("test", 9).readyReason(metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentRejected,
-		"the API server refused creating Deployment test-deploy: "+quota.Error()).foo
+		"the API server refused creating Deployment test-deploy (Forbidden): "+quota.Error()).foo
 	drifted := newDeploymentFor(newFoo("test", 3).foo).available().d // the Foo asks for 9
 
 	tests := []struct {
@@ -596,12 +598,19 @@ func TestSyncFooWriteRefused(t *testing.T) {
 			samplev1alpha1.ReasonDeploymentRejected, "refused updating Deployment test-deploy", 3},
 		{"same refusal already reported: no write, no second event", rejectedAlready, nil, "create", quota,
 			[]string{"create deployments"}, nil, "", "", 0},
-		{"refused again in other words, same spec: no write (a write would requeue at once, past the backoff)", rejectedAlready, nil, "create", policy,
+		{"refused again in other words, same spec: no write (a write would requeue at once, past the backoff)", rejectedAlready, nil, "create", quotaReworded,
 			[]string{"create deployments"}, nil, "", "", 0},
+		{"refused for another reason, same spec: the message is renewed", rejectedAlready, nil, "create", policy,
+			[]string{"create deployments", "update foos/status"}, []string{"Warning DeploymentRejected"},
+			samplev1alpha1.ReasonDeploymentRejected, "(Invalid): Deployment.apps \"test-deploy\" is invalid: spec.replicas", 0},
 		{"refused after a spec change: the message is renewed", newFoo("test", 9).generation(2).readyReason(metav1.ConditionFalse,
-			samplev1alpha1.ReasonDeploymentRejected, "the API server refused creating Deployment test-deploy: "+quota.Error()).generation(3).foo,
-			nil, "create", policy, []string{"create deployments", "update foos/status"}, nil,
-			samplev1alpha1.ReasonDeploymentRejected, "at most 5 replicas in this namespace", 0},
+			samplev1alpha1.ReasonDeploymentRejected, "the API server refused creating Deployment test-deploy (Forbidden): "+quota.Error()).generation(3).foo,
+			nil, "create", quotaReworded, []string{"create deployments", "update foos/status"}, []string{"Warning DeploymentRejected"},
+			samplev1alpha1.ReasonDeploymentRejected, "used: count/deployments.apps=3", 0},
+		{"a refusal longer than a condition should hold: cut", newFoo("test", 9).foo, nil, "create",
+			apierrors.NewForbidden(appsv1.Resource("deployments"), "test-deploy", errors.New("denied: "+strings.Repeat("é", 5000))),
+			[]string{"create deployments", "update foos/status"}, []string{"Warning DeploymentRejected"},
+			samplev1alpha1.ReasonDeploymentRejected, "é...", 0},
 		{"timeout: retried only", newFoo("test", 9).foo, nil, "create", timeout,
 			[]string{"create deployments"}, nil, "", "", 0},
 		{"already exists (cache behind): retried only", newFoo("test", 9).foo, nil, "create", exists,
@@ -638,6 +647,40 @@ func TestSyncFooWriteRefused(t *testing.T) {
 				t.Errorf("status = %+v, want availableReplicas %d at generation %d", written.Status, tc.wantAvail, tc.foo.Generation)
 			}
 		})
+	}
+}
+
+// A Warning is recorded only once the status that carries the problem is written: a failed
+// status write is retried, and announcing first would announce again on every attempt.
+func TestWarningEventOnlyAfterTheStatusIsWritten(t *testing.T) {
+	foo := newFoo("test", 1).foo
+	theirs := newDeploymentFor(foo).mutate(func(d *appsv1.Deployment) { d.OwnerReferences = nil }).d
+	f := newFixture(t, []*samplev1alpha1.Foo{foo}, []*appsv1.Deployment{theirs})
+	f.client.PrependReactor("update", "foos", func(core.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewConflict(samplev1alpha1.Resource("foos"), "test", errors.New("the object has been modified"))
+	})
+	_, ctx := ktesting.NewTestContext(t)
+	if err := f.controller.syncFoo(ctx, cache.MetaObjectToName(foo)); !apierrors.IsConflict(err) {
+		t.Fatalf("syncFoo = %v, want the Conflict, for a retry", err)
+	}
+	if ev := f.events(); len(ev) != 0 {
+		t.Errorf("events = %q, want none until the status is written", ev)
+	}
+}
+
+// A Foo deleted with propagationPolicy=Foreground waits, with a finalizer, for the garbage
+// collector to delete its Deployment: recreating it would fight the collector.
+func TestSyncFooBeingDeletedWritesNothing(t *testing.T) {
+	foo := newFoo("test", 1).foo
+	foo.DeletionTimestamp = ptr.To(metav1.Now())
+	foo.Finalizers = []string{metav1.FinalizerDeleteDependents}
+	f := newFixture(t, []*samplev1alpha1.Foo{foo}, nil)
+	_, ctx := ktesting.NewTestContext(t)
+	if err := f.controller.syncFoo(ctx, cache.MetaObjectToName(foo)); err != nil {
+		t.Fatalf("syncFoo = %v, want nil", err)
+	}
+	if w := describe(f.writes()); len(w) != 0 {
+		t.Errorf("writes = %q, want none for a Foo being deleted", w)
 	}
 }
 

@@ -330,17 +330,31 @@ func TestFooDeletionGarbageCollectsDeployment(t *testing.T) {
 	ensureCRD(t)
 	ns := newNamespace(t)
 	p := startController(t, "--namespace="+ns)
-	createFoo(t, newFoo(ns, "doomed", "doomed", 1))
-	waitForFooConverged(t, p, ns, "doomed", 60*time.Second)
-	if err := sampleClient.SamplecontrollerV1alpha1().Foos(ns).Delete(context.Background(), "doomed", metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
+	// Background (the default): the Foo goes at once, its Deployment after it. Foreground: the
+	// Foo stays, with a finalizer, until the collector has deleted the Deployment, and the
+	// controller must not recreate it meanwhile.
+	for _, policy := range []metav1.DeletionPropagation{metav1.DeletePropagationBackground, metav1.DeletePropagationForeground} {
+		name := "doomed-" + strings.ToLower(string(policy))
+		createFoo(t, newFoo(ns, name, name, 1))
+		waitForFooConverged(t, p, ns, name, 60*time.Second)
+		mark := auditMark(t)
+		if err := sampleClient.SamplecontrollerV1alpha1().Foos(ns).Delete(context.Background(), name,
+			metav1.DeleteOptions{PropagationPolicy: &policy}); err != nil {
+			t.Fatal(err)
+		}
+		// kube-controller-manager's garbage collector finds a new CRD's resources on a 30s cycle, so
+		// right after the CRD was (re)installed this can take about 40s; usually it is sub-second.
+		eventually(t, p, 90*time.Second, string(policy)+" deletion of the Foo and its Deployment", func() (bool, string) {
+			_, errD := getDeployment(ns, name)
+			_, errF := sampleClient.SamplecontrollerV1alpha1().Foos(ns).Get(context.Background(), name, metav1.GetOptions{})
+			return isNotFound(errD) && isNotFound(errF), fmt.Sprintf("Deployment: %v; Foo: %v", errD, errF)
+		})
+		for _, e := range writesOf(controllerRequestsSince(t, mark, ns)) {
+			if e.ObjectRef.Name == name && e.ObjectRef.Resource == "deployments" {
+				t.Errorf("%s deletion: the controller wrote the Deployment while the Foo was being deleted: %v", policy, e)
+			}
+		}
 	}
-	// kube-controller-manager's garbage collector finds a new CRD's resources on a 30s cycle, so
-	// right after the CRD was (re)installed this can take about 40s; usually it is sub-second.
-	eventually(t, p, 90*time.Second, "the Deployment to be garbage-collected", func() (bool, string) {
-		_, err := getDeployment(ns, "doomed")
-		return isNotFound(err), "still there"
-	})
 }
 
 // Killed with SIGKILL in the middle of creating Deployments and started again, the controller
