@@ -516,7 +516,7 @@ func TestLeaderElection(t *testing.T) {
 	})
 	createFoo(t, newFoo(ns, "first", "first", 1))
 	waitForFooConverged(t, a, ns, "first", 60*time.Second)
-	if strings.Contains(b.log(), "Started syncing Foo") || strings.Contains(b.log(), "Became the leader") {
+	if strings.Contains(b.log(), "creating it") || strings.Contains(b.log(), "Status changed") || strings.Contains(b.log(), "Became the leader") {
 		t.Fatalf("the standby worked while the leader was alive:\n%s", b.logTail(10))
 	}
 

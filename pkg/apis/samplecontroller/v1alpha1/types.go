@@ -101,7 +101,7 @@ const (
 	// controls it. The controller leaves it alone.
 	ReasonDeploymentNotOwned = "DeploymentNotOwned"
 	// ReasonDeploymentRejected: the API server refused to create or update the Deployment (an
-	// admission policy or webhook, a ResourceQuota, a LimitRange, or missing permissions). The
+	// admission policy or webhook, a ResourceQuota, or missing permissions). The
 	// message carries the API server's answer; the controller keeps retrying with backoff.
 	ReasonDeploymentRejected = "DeploymentRejected"
 )
