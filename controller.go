@@ -570,8 +570,8 @@ func (c *Controller) syncFoo(ctx context.Context, key cache.ObjectName) error {
 	if !metav1.IsControlledBy(deployment, foo) {
 		// Someone else's Deployment has this name. We never touch it. We report it once (the
 		// event fires when Ready turns to DeploymentNotOwned) and do not retry (only a failed
-		// status write is returned): retrying could not succeed. When that Deployment is deleted, handleDeployment
-		// enqueues this Foo again through the deploymentName index.
+		// status write is returned): retrying could not succeed. When that Deployment is
+		// deleted, handleDeployment enqueues this Foo again through the deploymentName index.
 		msg := fmt.Sprintf("Deployment %s already exists and is not controlled by this Foo; delete it, or recreate the Foo with another spec.deploymentName", deployment.Name)
 		logger.V(2).Info("Deployment is not controlled by this Foo; leaving it alone", "deployment", klog.KObj(deployment),
 			"controller", metav1.GetControllerOf(deployment))
@@ -746,8 +746,8 @@ func deploymentReadyCondition(foo *samplev1alpha1.Foo, d *appsv1.Deployment) met
 }
 
 // isRejection tells a write the API server refused on its merits (422 Invalid from an admission
-// policy, 403 Forbidden from a ResourceQuota, a webhook or RBAC, 400 Bad Request, 413 too large) from a hiccup
-// that the next retry absorbs (409 Conflict, AlreadyExists, timeouts, 429, 5xx). A rejection is
+// policy, 403 Forbidden from a ResourceQuota, a webhook or RBAC, 400 Bad Request, 413 too large)
+// from a hiccup that the next retry absorbs (409 Conflict, AlreadyExists, timeouts, 429, 5xx). A rejection is
 // something the Foo's owner must be told about: only they can change the spec, the policy or
 // the quota.
 func isRejection(err error) bool {

@@ -119,6 +119,9 @@ type FloorRound struct {
 	PrecreatedSeconds float64 `json:"precreatedFloorSeconds"`
 }
 
+func (r FloorRound) ratio() float64           { return r.ControllerSeconds / r.Seconds }
+func (r FloorRound) precreatedRatio() float64 { return r.ControllerSeconds / r.PrecreatedSeconds }
+
 type Steady struct {
 	N             int                `json:"n"`
 	WindowSeconds float64            `json:"windowSeconds"`
@@ -245,6 +248,9 @@ func run() error {
 	// the further rounds last, so that the objects they leave behind do not weigh on the others.
 	converged := map[int]string{} // N -> namespace holding N converged Foos
 	res.Floor = make([]Floor, len(cfg.ns))
+	for i, n := range cfg.ns {
+		res.Floor[i].N = n
+	}
 	measureRound := func(i, n, r int) error {
 		ns := fmt.Sprintf("bench-%s-conv-%d-%d", run, n, r)
 		first := i == 0 && r == 0 // goes on to steady state
@@ -273,11 +279,9 @@ func run() error {
 		if round.PrecreatedSeconds, err = floor(ctx, fmt.Sprintf("bench-%s-floorpre-%d-%d", run, n, r), n, true); err != nil {
 			return err
 		}
-		res.Floor[i].N = n
 		res.Floor[i].Rounds = append(res.Floor[i].Rounds, round)
 		progress("N=%d, round %d of %d: controller %.1fs, floor %.1fs (ratio %.2f); writes alone for existing Foos %.1fs (ratio %.2f)",
-			n, r+1, cfg.rounds, round.ControllerSeconds, round.Seconds, round.ControllerSeconds/round.Seconds,
-			round.PrecreatedSeconds, round.ControllerSeconds/round.PrecreatedSeconds)
+			n, r+1, cfg.rounds, round.ControllerSeconds, round.Seconds, round.ratio(), round.PrecreatedSeconds, round.precreatedRatio())
 		return nil
 	}
 	for i, n := range cfg.ns {
@@ -326,8 +330,8 @@ func run() error {
 	for i := range res.Floor {
 		var ratios, precreatedRatios []float64
 		for _, rd := range res.Floor[i].Rounds {
-			ratios = append(ratios, rd.ControllerSeconds/rd.Seconds)
-			precreatedRatios = append(precreatedRatios, rd.ControllerSeconds/rd.PrecreatedSeconds)
+			ratios = append(ratios, rd.ratio())
+			precreatedRatios = append(precreatedRatios, rd.precreatedRatio())
 		}
 		res.Floor[i].Ratio, res.Floor[i].PrecreatedRatio = median(ratios), median(precreatedRatios)
 	}
