@@ -33,8 +33,9 @@ tour: ## A live tour of the Kubernetes API on the local cluster (or $$KUBECONFIG
 generate: ## Regenerate deepcopy, clientset, listers, informers and the CRD
 	hack/update-codegen.sh
 
-verify: fmt vet ## gofmt, go vet and generated-code freshness
+verify: fmt vet ## gofmt, go vet, generated-code freshness, no build outputs tracked
 	hack/verify-codegen.sh
+	hack/verify-tree.sh
 
 fmt:
 	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [[ -n "$$out" ]]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
