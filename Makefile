@@ -4,7 +4,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 
 BIN := bin/sample-controller
 
-.PHONY: help build test unit generate verify fmt vet e2e bench bench-smoke tour run cluster-bins cluster-up cluster-down
+.PHONY: help build test unit unit-foreign-env generate verify fmt vet e2e bench bench-smoke tour run cluster-bins cluster-up cluster-down
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -15,11 +15,14 @@ build: ## Build the controller into bin/
 unit: ## Unit tests only (fake clientsets, no cluster, seconds)
 	go test -race ./...
 
+unit-foreign-env: ## The unit tests again, with a broken ~/.kube/config and $$KUBECONFIG: they must not read them
+	hack/unit-foreign-env.sh
+
 e2e: ## End-to-end tests: the real controller on the local control plane (builds it the first time)
 	hack/build-cluster-bins.sh
 	go test -tags e2e -count=1 -timeout 40m -v ./test/e2e/
 
-test: unit e2e ## Every test: unit, then end-to-end on the local control plane
+test: unit unit-foreign-env e2e ## Every test: unit (also with a user's kubeconfig about), then end-to-end on the local control plane
 
 bench: ## The benchmark on a local cluster of its own (N=1000, 3 rounds, about 5 min); see docs/benchmarks.md
 	hack/bench.sh

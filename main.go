@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/pprof"
 	"os"
@@ -17,14 +18,15 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/leaderelection"
-
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	kubeinformers "k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/klog/v2"
 
 	clientset "example.com/sample-controller/pkg/generated/clientset/versioned"
@@ -101,8 +103,11 @@ func (o *options) validate() error {
 	if o.workers < 1 {
 		errs = append(errs, fmt.Errorf("--workers must be at least 1, got %d", o.workers))
 	}
-	if o.resyncPeriod < 0 {
-		errs = append(errs, fmt.Errorf("--resync-period must not be negative, got %s", o.resyncPeriod))
+	if o.resyncPeriod <= 0 {
+		// The resync is what brings back a Foo whose key was dropped after maxRetries (and any
+		// Foo whose Deployment changed in a way no event told us of); without it such a Foo
+		// would wait for its next edit, however long that takes.
+		errs = append(errs, fmt.Errorf("--resync-period must be positive (it re-checks every Foo, including those given up on after repeated errors), got %s", o.resyncPeriod))
 	}
 	if o.qps <= 0 {
 		errs = append(errs, fmt.Errorf("--kube-api-qps must be positive, got %v", o.qps))
@@ -134,7 +139,7 @@ func main() {
 	// The first SIGINT/SIGTERM cancels ctx and starts a graceful shutdown; a second exits at once.
 	ctx := signals.SetupSignalHandler()
 	logger := klog.FromContext(ctx)
-	if err := run(ctx, opts); err != nil {
+	if err := run(ctx, opts, clientcmd.NewDefaultClientConfigLoadingRules(), apiServerBackoff); err != nil {
 		logger.Error(err, "sample-controller failed")
 		klog.FlushAndExit(klog.ExitFlushTimeout, 1)
 	}
@@ -142,10 +147,11 @@ func main() {
 	klog.Flush()
 }
 
-// restConfig finds the API server the way kubectl does: --kubeconfig, then $KUBECONFIG, then
-// ~/.kube/config, and, when none of these exists, the in-cluster service account.
-func restConfig(o options) (*rest.Config, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+// restConfig finds the API server the way kubectl does. main passes client-go's default loading
+// rules: --kubeconfig, then $KUBECONFIG, then ~/.kube/config, and, when none of these exists,
+// the in-cluster service account. Tests pass rules of their own, so that they never read the
+// kubeconfig of the machine they run on.
+func restConfig(o options, rules *clientcmd.ClientConfigLoadingRules) (*rest.Config, error) {
 	rules.ExplicitPath = o.kubeconfig
 	overrides := &clientcmd.ConfigOverrides{}
 	overrides.ClusterInfo.Server = o.master
@@ -163,63 +169,43 @@ func restConfig(o options) (*rest.Config, error) {
 	return cfg, nil
 }
 
-func run(ctx context.Context, o options) error {
+// apiServerBackoff paces the start-up's attempts to reach the API server: 1s, 2s, 4s, ... up to
+// 30s between attempts, for as long as it takes. A kubelet restarting a process that exits
+// would wait longer each time (CrashLoopBackOff, up to 5 minutes); waiting here reconnects
+// within 30s of the API server's return, and /readyz says meanwhile that we are not ready.
+var apiServerBackoff = wait.Backoff{Duration: time.Second, Factor: 2, Jitter: 0.1, Steps: math.MaxInt32, Cap: 30 * time.Second}
+
+// run is the whole life of the process, in the order things must happen.
+func run(ctx context.Context, o options, rules *clientcmd.ClientConfigLoadingRules, backoff wait.Backoff) error {
 	logger := klog.FromContext(ctx)
-	cfg, err := restConfig(o)
+	// A kubeconfig that does not parse, or names a context that does not exist, can never
+	// work: that is an error at once. Everything after this waits and retries instead.
+	cfg, err := restConfig(o, rules)
 	if err != nil {
 		return err
 	}
 	logger.Info("Starting sample-controller", "host", cfg.Host, "namespace", o.namespace, "workers", o.workers,
 		"leaderElect", o.leaderElect)
-	kubeClient, err := kubernetes.NewForConfig(cfg)
+	clients, err := newClients(cfg)
 	if err != nil {
-		return fmt.Errorf("creating the Kubernetes client: %w", err)
-	}
-	sampleClient, err := clientset.NewForConfig(cfg)
-	if err != nil {
-		return fmt.Errorf("creating the Foo client: %w", err)
-	}
-
-	// Metrics and probes are up from the start: liveness passes while we wait for the CRD,
-	// readiness only once the caches are synced.
-	metrics.Register()
-	metricsHandler := metrics.Handler()
-	if o.profiling {
-		metricsHandler = withProfiling(metricsHandler)
-	}
-	if _, err := httpserver.Start(ctx, "metrics", o.metricsAddr, metricsHandler); err != nil {
-		return err
-	}
-	var synced atomic.Pointer[Controller] // set once the Foo API is served; read by /readyz
-	var watchdog *leaderelection.HealthzAdaptor
-	liveness := []probes.Check{probes.CheckFunc{CheckName: "ping", Func: func(*http.Request) error { return nil }}}
-	if o.leaderElect {
-		// Fails when this process leads but has not renewed its Lease for 20s past the lease
-		// duration: it is stuck, and a restart lets a standby take over.
-		watchdog = leaderelection.NewLeaderHealthzAdaptor(20 * time.Second)
-		liveness = append(liveness, watchdog)
-	}
-	readiness := []probes.Check{probes.CheckFunc{CheckName: "informers-synced", Func: func(*http.Request) error {
-		if c := synced.Load(); c == nil || !c.HasSynced() {
-			return errors.New("the Foo and Deployment caches are not synced yet")
-		}
-		return nil
-	}}}
-	if _, err := httpserver.Start(ctx, "probes", o.probeAddr, probes.Handler(liveness, readiness)); err != nil {
 		return err
 	}
 
-	// Fail fast, with the address, when the API server cannot be reached at all (wrong
-	// kubeconfig, cluster down): GET /version needs no permissions.
-	version, err := kubeClient.Discovery().ServerVersion()
+	// Metrics and probes are up from the start: liveness passes while we wait for the API
+	// server and the CRD, readiness only once the caches are synced.
+	var synced atomic.Pointer[Controller] // set once the controller exists; read by /readyz
+	watchdog, err := startServers(ctx, o, &synced)
 	if err != nil {
-		return fmt.Errorf("cannot reach the Kubernetes API server at %s: %w", cfg.Host, err)
+		return err
 	}
-	logger.Info("Connected to the API server", "host", cfg.Host, "version", version.GitVersion)
+
+	if err := waitForAPIServer(ctx, clients.kube.Discovery(), cfg.Host, backoff); err != nil {
+		return nil // asked to stop while waiting: the only way out of the wait
+	}
 
 	// A RESTMapper backed by discovery (GET /api, /apis, cached in memory) answers which
 	// resource serves the Foo kind, and whether any does. See WaitForFooAPI in controller.go.
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(kubeClient.Discovery()))
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(clients.kube.Discovery()))
 	if _, err := WaitForFooAPI(ctx, mapper, 10*time.Second); err != nil {
 		if ctx.Err() != nil {
 			return nil // asked to stop while waiting
@@ -227,33 +213,15 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 
-	// One shared informer factory per clientset. Every informer obtained from a factory is
-	// shared: asking twice for Deployments gives one watch and one cache.
-	kubeOptions := []kubeinformers.SharedInformerOption{kubeinformers.WithNamespace(o.namespace)}
-	fooOptions := []informers.SharedInformerOption{informers.WithNamespace(o.namespace)}
-	if o.dropManagedFields {
-		// A transform runs on every object before it is stored in the cache. managedFields
-		// (who set which field, for server-side apply) is often the largest part of an object,
-		// and nothing here reads it. An Update of a copy without it keeps the stored value.
-		kubeOptions = append(kubeOptions, kubeinformers.WithTransform(dropManagedFields))
-		fooOptions = append(fooOptions, informers.WithTransform(dropManagedFields))
-	}
-	kubeInformerFactory := kubeinformers.NewSharedInformerFactoryWithOptions(kubeClient, o.resyncPeriod, kubeOptions...)
-	fooInformerFactory := informers.NewSharedInformerFactoryWithOptions(sampleClient, o.resyncPeriod, fooOptions...)
-
-	controller, err := NewController(ctx, kubeClient, sampleClient,
+	kubeInformerFactory, fooInformerFactory := newInformerFactories(o, clients)
+	controller, err := NewController(ctx, clients.kube, clients.sample,
 		kubeInformerFactory.Apps().V1().Deployments(),
 		fooInformerFactory.Samplecontroller().V1alpha1().Foos())
 	if err != nil {
 		return err
 	}
-
+	controller.eventsClient = clients.events.CoreV1()
 	synced.Store(controller)
-	eventsClient, err := kubernetes.NewForConfig(rest.CopyConfig(cfg))
-	if err != nil {
-		return fmt.Errorf("creating the events client: %w", err)
-	}
-	controller.eventsClient = eventsClient.CoreV1()
 
 	// Start runs the informers requested so far, each in its own goroutine, until ctx ends.
 	// With leader election, standbys run them too: their caches are warm when they take over.
@@ -266,26 +234,126 @@ func run(ctx context.Context, o options) error {
 	if !o.leaderElect {
 		return controller.Run(ctx, o.workers)
 	}
+	return runAsLeader(ctx, o, clients.leader, watchdog, func(ctx context.Context) error {
+		return controller.Run(ctx, o.workers)
+	})
+}
 
-	// Leader election gets a client of its own, so that renewing the Lease never waits behind
-	// the controller's requests in the client-side rate limiter.
-	leaderClient, err := kubernetes.NewForConfig(rest.AddUserAgent(rest.CopyConfig(cfg), controllerAgentName+"-leader-election"))
-	if err != nil {
-		return fmt.Errorf("creating the leader election client: %w", err)
+// clients are the API clients of the process. Each has its own client-side rate limiter, so
+// that Events and Lease renewals never wait behind (or delay) the writes that reconcile Foos.
+type clients struct {
+	kube   kubernetes.Interface // Deployments, discovery
+	sample clientset.Interface  // Foos
+	events kubernetes.Interface // Events only
+	leader kubernetes.Interface // the leader-election Lease only
+}
+
+func newClients(cfg *rest.Config) (clients, error) {
+	var c clients
+	var err error
+	if c.kube, err = kubernetes.NewForConfig(cfg); err != nil {
+		return c, fmt.Errorf("creating the Kubernetes client: %w", err)
 	}
+	if c.sample, err = clientset.NewForConfig(cfg); err != nil {
+		return c, fmt.Errorf("creating the Foo client: %w", err)
+	}
+	if c.events, err = kubernetes.NewForConfig(rest.CopyConfig(cfg)); err != nil {
+		return c, fmt.Errorf("creating the events client: %w", err)
+	}
+	if c.leader, err = kubernetes.NewForConfig(rest.AddUserAgent(rest.CopyConfig(cfg), controllerAgentName+"-leader-election")); err != nil {
+		return c, fmt.Errorf("creating the leader election client: %w", err)
+	}
+	return c, nil
+}
+
+// startServers starts the metrics and probe servers (each only when its address is set). It
+// returns the leader-election watchdog that /healthz checks, or nil without --leader-elect.
+func startServers(ctx context.Context, o options, synced *atomic.Pointer[Controller]) (*leaderelection.HealthzAdaptor, error) {
+	metrics.Register()
+	metricsHandler := metrics.Handler()
+	if o.profiling {
+		metricsHandler = withProfiling(metricsHandler)
+	}
+	if _, err := httpserver.Start(ctx, "metrics", o.metricsAddr, metricsHandler); err != nil {
+		return nil, err
+	}
+	var watchdog *leaderelection.HealthzAdaptor
+	liveness := []probes.Check{probes.CheckFunc{CheckName: "ping", Func: func(*http.Request) error { return nil }}}
+	if o.leaderElect {
+		// Fails when this process leads but has not renewed its Lease for leaderWatchdogTimeout
+		// past the lease duration: it should have stopped leading (and exited) by then, so it is
+		// stuck, and a restart lets a standby take over. pkg/leader ties it to the elector.
+		watchdog = leaderelection.NewLeaderHealthzAdaptor(leaderWatchdogTimeout)
+		liveness = append(liveness, watchdog)
+	}
+	readiness := []probes.Check{probes.CheckFunc{CheckName: "informers-synced", Func: func(*http.Request) error {
+		if c := synced.Load(); c == nil || !c.HasSynced() {
+			return errors.New("the Foo and Deployment caches are not synced yet")
+		}
+		return nil
+	}}}
+	if _, err := httpserver.Start(ctx, "probes", o.probeAddr, probes.Handler(liveness, readiness)); err != nil {
+		return nil, err
+	}
+	return watchdog, nil
+}
+
+// leaderWatchdogTimeout is how long past the lease duration a leader that has not renewed is
+// still called healthy by /healthz.
+const leaderWatchdogTimeout = 20 * time.Second
+
+// waitForAPIServer asks the API server for its version (GET /version needs no permissions)
+// until it answers, logging each failed attempt with the address and the error, so that a
+// wrong address or a cluster that is down is plain in the log. It returns an error only when
+// ctx ends.
+func waitForAPIServer(ctx context.Context, client discovery.ServerVersionInterface, host string, backoff wait.Backoff) error {
+	logger := klog.FromContext(ctx)
+	for attempt := 1; ; attempt++ {
+		version, err := client.ServerVersion()
+		if err == nil {
+			logger.Info("Connected to the API server", "host", host, "version", version.GitVersion)
+			return nil
+		}
+		delay := backoff.Step()
+		logger.Error(err, "Cannot reach the Kubernetes API server; retrying", "host", host, "attempt", attempt,
+			"retryIn", delay.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+	}
+}
+
+// newInformerFactories makes one shared informer factory per clientset. Every informer obtained
+// from a factory is shared: asking twice for Deployments gives one watch and one cache.
+func newInformerFactories(o options, c clients) (kubeinformers.SharedInformerFactory, informers.SharedInformerFactory) {
+	kubeOptions := []kubeinformers.SharedInformerOption{kubeinformers.WithNamespace(o.namespace)}
+	fooOptions := []informers.SharedInformerOption{informers.WithNamespace(o.namespace)}
+	if o.dropManagedFields {
+		// A transform runs on every object before it is stored in the cache. managedFields
+		// (who set which field, for server-side apply) is often the largest part of an object,
+		// and nothing here reads it. An Update of a copy without it keeps the stored value.
+		kubeOptions = append(kubeOptions, kubeinformers.WithTransform(dropManagedFields))
+		fooOptions = append(fooOptions, informers.WithTransform(dropManagedFields))
+	}
+	return kubeinformers.NewSharedInformerFactoryWithOptions(c.kube, o.resyncPeriod, kubeOptions...),
+		informers.NewSharedInformerFactoryWithOptions(c.sample, o.resyncPeriod, fooOptions...)
+}
+
+// runAsLeader runs work only while this process holds the Lease (see pkg/leader). Losing the
+// Lease while not shutting down ends the process at once: another replica may already lead,
+// and two leaders would write beside each other. (Kubernetes' own components exit too.)
+func runAsLeader(ctx context.Context, o options, client kubernetes.Interface, watchdog *leaderelection.HealthzAdaptor,
+	work func(ctx context.Context) error) error {
 	leaderCfg := o.leaderCfg
 	if leaderCfg.LeaseNamespace == "" {
 		leaderCfg.LeaseNamespace = ownNamespace()
 	}
-	var runErr error
-	err = leader.Run(ctx, leaderClient, leaderCfg, leader.Identity(), watchdog,
-		func(ctx context.Context) { runErr = controller.Run(ctx, o.workers) },
-		func() {
-			// Another replica may already lead: stop at once rather than write beside it.
-			logger.Error(nil, "Leader election lost; exiting")
-			klog.FlushAndExit(klog.ExitFlushTimeout, 1)
-		})
-	return errors.Join(err, runErr)
+	return leader.Run(ctx, client, leaderCfg, leader.Identity(), watchdog, work, func() {
+		klog.FromContext(ctx).Error(nil, "Leader election lost; exiting")
+		klog.FlushAndExit(klog.ExitFlushTimeout, 1)
+	})
 }
 
 // dropManagedFields is an informer transform that clears metadata.managedFields. Tombstones

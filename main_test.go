@@ -1,19 +1,29 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+	"k8s.io/klog/v2/ktesting"
 
 	"example.com/sample-controller/pkg/leader"
 )
@@ -32,12 +42,36 @@ func TestOptionsValidate(t *testing.T) {
 		{"defaults", func(o *options) {}, ""},
 		{"no workers", func(o *options) { o.workers = 0 }, "--workers"},
 		{"negative resync", func(o *options) { o.resyncPeriod = -time.Second }, "--resync-period"},
+		// Without a resync, a key dropped after maxRetries would never come back on its own.
+		{"no resync", func(o *options) { o.resyncPeriod = 0 }, "--resync-period must be positive"},
 		{"zero qps", func(o *options) { o.qps = 0 }, "--kube-api-qps"},
 		{"zero burst", func(o *options) { o.burst = 0 }, "--kube-api-burst"},
 		{"lease shorter than renew deadline", func(o *options) {
 			o.leaderElect = true
 			o.leaderCfg.LeaseDuration = 5 * time.Second
 		}, "lease duration"},
+		// A leader that cannot renew stops a retry period plus the renew deadline after its last
+		// renewal; a standby must not take over before that.
+		{"lease not longer than renew deadline plus retry period", func(o *options) {
+			o.leaderElect = true
+			o.leaderCfg.LeaseDuration = 12 * time.Second
+		}, "plus the retry period"},
+		{"lease just longer than renew deadline plus retry period", func(o *options) {
+			o.leaderElect = true
+			o.leaderCfg.LeaseDuration = 12*time.Second + time.Millisecond
+		}, ""},
+		{"renew deadline within the retry period's jitter", func(o *options) {
+			o.leaderElect = true
+			o.leaderCfg.RenewDeadline = 2 * time.Second
+		}, "renew deadline"},
+		{"zero retry period", func(o *options) {
+			o.leaderElect = true
+			o.leaderCfg.RetryPeriod = 0
+		}, "retry period must be positive"},
+		{"lease under a second", func(o *options) {
+			o.leaderElect = true
+			o.leaderCfg = leader.Config{LeaseName: "x", LeaseDuration: 900 * time.Millisecond, RenewDeadline: 500 * time.Millisecond, RetryPeriod: 100 * time.Millisecond}
+		}, "at least 1s"},
 		{"profiling without a metrics address", func(o *options) { o.profiling = true }, "--profiling needs --metrics-bind-address"},
 		{"profiling beside the metrics", func(o *options) { o.profiling = true; o.metricsAddr = "127.0.0.1:0" }, ""},
 		{"lease durations not checked without --leader-elect", func(o *options) { o.leaderCfg.LeaseDuration = 0 }, ""},
@@ -57,36 +91,173 @@ func TestOptionsValidate(t *testing.T) {
 	}
 }
 
-func TestRestConfigErrors(t *testing.T) {
-	t.Setenv("HOME", t.TempDir())
-	t.Setenv("KUBECONFIG", "")
-	t.Setenv("KUBERNETES_SERVICE_HOST", "")
-	o := validOptions()
-	if _, err := restConfig(o); err == nil || !strings.Contains(err.Error(), "no cluster to talk to") {
-		t.Errorf("with no kubeconfig anywhere: %v, want the no-cluster message", err)
-	}
-	o.kubeconfig = filepath.Join(t.TempDir(), "missing")
-	if _, err := restConfig(o); err == nil || !strings.Contains(err.Error(), "missing") {
-		t.Errorf("with a missing --kubeconfig: %v, want an error naming the file", err)
-	}
-	good := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(good, []byte(`apiVersion: v1
+// noKubeconfigAnywhere are loading rules that find no file: what client-go's default rules
+// find on a machine without $KUBECONFIG or ~/.kube/config. Tests use rules of their own so that
+// they never read the kubeconfig of the machine they run on (client-go computes the default
+// ~/.kube/config path once, from the real home, before any test can change HOME).
+func noKubeconfigAnywhere() *clientcmd.ClientConfigLoadingRules {
+	return &clientcmd.ClientConfigLoadingRules{}
+}
+
+func writeKubeconfig(t *testing.T, server string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(path, []byte(`apiVersion: v1
 kind: Config
-clusters: [{name: c, cluster: {server: "https://127.0.0.1:6443"}}]
+clusters: [{name: c, cluster: {server: "`+server+`"}}]
 users: [{name: u, user: {token: t}}]
 contexts: [{name: x, context: {cluster: c, user: u}}]
 current-context: x
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	o.kubeconfig = good
+	return path
+}
+
+func TestRestConfigErrors(t *testing.T) {
+	// In a Pod, client-go would fall back to the in-cluster configuration; not here.
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	o := validOptions()
+	if _, err := restConfig(o, noKubeconfigAnywhere()); err == nil || !strings.Contains(err.Error(), "no cluster to talk to") {
+		t.Errorf("with no kubeconfig anywhere: %v, want the no-cluster message", err)
+	}
+	o.kubeconfig = filepath.Join(t.TempDir(), "missing")
+	if _, err := restConfig(o, noKubeconfigAnywhere()); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Errorf("with a missing --kubeconfig: %v, want an error naming the file", err)
+	}
+	garbled := filepath.Join(t.TempDir(), "garbled")
+	if err := os.WriteFile(garbled, []byte("clusters: [this is not"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o.kubeconfig = garbled
+	if _, err := restConfig(o, noKubeconfigAnywhere()); err == nil || !strings.Contains(err.Error(), "loading the kubeconfig") {
+		t.Errorf("with a kubeconfig that does not parse: %v, want an error at once", err)
+	}
+
+	// The first file in the rules' precedence (what $KUBECONFIG or ~/.kube/config would be) is used.
+	rules := &clientcmd.ClientConfigLoadingRules{Precedence: []string{writeKubeconfig(t, "https://127.0.0.1:6443")}}
+	o.kubeconfig = ""
+	if cfg, err := restConfig(o, rules); err != nil || cfg.Host != "https://127.0.0.1:6443" {
+		t.Errorf("with a kubeconfig found by the loading rules: %v, %v; want its server", cfg, err)
+	}
+
+	o.kubeconfig = writeKubeconfig(t, "https://127.0.0.1:6443")
 	o.master = "https://127.0.0.1:7443"
-	cfg, err := restConfig(o)
+	cfg, err := restConfig(o, noKubeconfigAnywhere())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Host != "https://127.0.0.1:7443" || cfg.QPS != 100 || cfg.Burst != 200 || !strings.HasSuffix(cfg.UserAgent, "/sample-controller") {
 		t.Errorf("config = host %s qps %v burst %d agent %q; want --master, the QPS flags and our user agent", cfg.Host, cfg.QPS, cfg.Burst, cfg.UserAgent)
+	}
+}
+
+// apiServerDownFor answers GET /version with 503 for the first `failures` requests, then with a
+// version; everything else is 404. It counts the /version requests.
+type apiServerDownFor struct {
+	failures int32
+	calls    atomic.Int32
+}
+
+func (s *apiServerDownFor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/version" {
+		http.NotFound(w, r)
+		return
+	}
+	if s.calls.Add(1) <= s.failures {
+		http.Error(w, "the API server is restarting", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprint(w, `{"major":"1","minor":"37","gitVersion":"v1.37.2"}`)
+}
+
+var fastBackoff = wait.Backoff{Duration: time.Millisecond, Factor: 2, Steps: math.MaxInt32, Cap: 20 * time.Millisecond}
+
+// logContext is a context whose logger writes to the test's log and keeps every line, which
+// logged() returns.
+func logContext(t *testing.T) (ctx context.Context, logged func() string) {
+	logger := ktesting.NewLogger(t, ktesting.NewConfig(ktesting.BufferLogs(true)))
+	return klog.NewContext(context.Background(), logger), func() string {
+		return logger.GetSink().(ktesting.Underlier).GetBuffer().String()
+	}
+}
+
+func TestWaitForAPIServerRetriesUntilItAnswers(t *testing.T) {
+	ctx, logged := logContext(t)
+	server := &apiServerDownFor{failures: 3}
+	srv := httptest.NewServer(server)
+	defer srv.Close()
+	client := kubernetes.NewForConfigOrDie(&rest.Config{Host: srv.URL})
+
+	if err := waitForAPIServer(ctx, client.Discovery(), srv.URL, fastBackoff); err != nil {
+		t.Fatalf("waitForAPIServer = %v, want nil once the API server answers", err)
+	}
+	if n := server.calls.Load(); n != 4 {
+		t.Errorf("/version was asked %d times, want 4 (3 failures, then success)", n)
+	}
+	log := logged()
+	if n := strings.Count(log, "Cannot reach the Kubernetes API server; retrying"); n != 3 {
+		t.Errorf("logged %d retry lines, want one per failed attempt (3):\n%s", n, log)
+	}
+	if !strings.Contains(log, srv.URL) || !strings.Contains(log, "Connected to the API server") {
+		t.Errorf("the log does not name the address and the connection:\n%s", log)
+	}
+}
+
+// An API server that is down when the controller starts (a cluster upgrade, a node reboot) must
+// not end the process: it waits, /healthz passes and /readyz fails meanwhile, and SIGTERM still
+// stops it cleanly.
+func TestRunWaitsForAnUnreachableAPIServer(t *testing.T) {
+	ctx, logged := logContext(t)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	server := &apiServerDownFor{failures: math.MaxInt32}
+	srv := httptest.NewServer(server)
+	defer srv.Close()
+
+	o := validOptions()
+	o.kubeconfig = writeKubeconfig(t, srv.URL)
+	o.probeAddr = "127.0.0.1:0"
+	returned := make(chan error, 1)
+	go func() { returned <- run(ctx, o, noKubeconfigAnywhere(), fastBackoff) }()
+
+	probeAddr := regexp.MustCompile(`Serving"? server="probes" address="([^"]+)"`)
+	var probes string
+	deadline := time.Now().Add(30 * time.Second)
+	for server.calls.Load() < 5 || probes == "" {
+		select {
+		case err := <-returned:
+			t.Fatalf("run returned %v while the API server was unreachable; want it to keep waiting", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out: %d /version requests, probes at %q", server.calls.Load(), probes)
+		}
+		if m := probeAddr.FindStringSubmatch(logged()); m != nil {
+			probes = "http://" + m[1]
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for path, want := range map[string]int{"/healthz": http.StatusOK, "/readyz": http.StatusServiceUnavailable} {
+		resp, err := http.Get(probes + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s while the API server is unreachable = %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+
+	cancel() // SIGTERM
+	select {
+	case err := <-returned:
+		if err != nil {
+			t.Errorf("run after SIGTERM = %v, want nil", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not return within 30s of SIGTERM")
 	}
 }
 

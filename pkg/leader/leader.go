@@ -9,6 +9,7 @@ package leader
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -34,17 +35,24 @@ type Config struct {
 	RetryPeriod time.Duration
 }
 
-// Validate checks the durations the way client-go's elector requires them.
+// Validate checks the durations. client-go's elector needs lease duration > renew deadline >
+// 1.2 x retry period. This also asks lease duration > renew deadline + retry period: a leader
+// that cannot renew stops leading at the latest a retry period plus the renew deadline after its
+// last renewal, and a standby takes over a lease duration after the last renewal it saw. With
+// a shorter lease the standby could start before the old leader has stopped: two leaders.
 func (c Config) Validate() error {
 	switch {
 	case c.LeaseName == "":
 		return fmt.Errorf("the lease name must not be empty")
-	case c.LeaseDuration <= c.RenewDeadline:
-		return fmt.Errorf("lease duration (%s) must be greater than the renew deadline (%s)", c.LeaseDuration, c.RenewDeadline)
+	case c.RetryPeriod <= 0:
+		return fmt.Errorf("retry period must be positive, got %s", c.RetryPeriod)
 	case c.RenewDeadline <= time.Duration(leaderelection.JitterFactor*float64(c.RetryPeriod)):
 		return fmt.Errorf("renew deadline (%s) must be greater than %.1f x the retry period (%s)", c.RenewDeadline, leaderelection.JitterFactor, c.RetryPeriod)
-	case c.RetryPeriod <= 0:
-		return fmt.Errorf("retry period must be positive")
+	case c.LeaseDuration <= c.RenewDeadline+c.RetryPeriod:
+		return fmt.Errorf("lease duration (%s) must be greater than the renew deadline (%s) plus the retry period (%s), "+
+			"or a standby could take over while the old leader still works", c.LeaseDuration, c.RenewDeadline, c.RetryPeriod)
+	case c.LeaseDuration < time.Second:
+		return fmt.Errorf("lease duration must be at least 1s (the Lease stores whole seconds), got %s", c.LeaseDuration)
 	}
 	return nil
 }
@@ -59,28 +67,37 @@ func Identity() string {
 	return host + "_" + string(uuid.NewUUID())
 }
 
-// Run campaigns for the Lease until ctx ends. While this process leads, run(leadingCtx) is
-// called once; leadingCtx ends when ctx ends or when leadership is lost. When ctx ends, Run
-// waits for run to return and then releases the Lease. If leadership is lost while ctx is
-// still live, onLost is called: the process must stop working at once, since another
-// replica may already lead (Kubernetes' own components exit).
+// ErrLeaseLost is returned by Run when this process lost the Lease while it was not shutting
+// down (after onLost, if onLost returns).
+var ErrLeaseLost = errors.New("lost the leader-election Lease")
+
+// Run campaigns for the Lease until ctx ends. While this process leads, work(leadingCtx) is
+// called once; leadingCtx ends when ctx ends or when leadership is lost. Run never returns
+// before work has returned, and returns work's error.
 //
-// watchdog, when not nil, becomes a liveness check that fails when this process leads but
-// has not renewed the Lease for longer than the lease duration plus its timeout.
+// When ctx ends, Run waits for work to return and only then releases the Lease, so that the
+// next leader never overlaps with unfinished work. If leadership is lost while ctx is still
+// live, onLost is called at once: the process must stop working, since another replica may
+// already lead (Kubernetes' own components exit).
+//
+// watchdog, when not nil, becomes a liveness check that fails when this process leads but has
+// not renewed the Lease for longer than the lease duration plus the watchdog's timeout: by then
+// it should have stopped leading, so something is stuck.
 func Run(ctx context.Context, client kubernetes.Interface, cfg Config, identity string,
-	watchdog *leaderelection.HealthzAdaptor, run func(ctx context.Context), onLost func()) error {
+	watchdog *leaderelection.HealthzAdaptor, work func(ctx context.Context) error, onLost func()) error {
 	logger := klog.FromContext(ctx).WithValues("lease", klog.KRef(cfg.LeaseNamespace, cfg.LeaseName), "identity", identity)
 
 	// The elector gets its own context: cancelling it releases the Lease, and that must wait
-	// until run has finished.
+	// until work has finished.
 	electorCtx, stopElector := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopElector()
 	started := make(chan struct{})
 	finished := make(chan struct{})
+	var workErr error // written before finished is closed, read after: no data race
 
 	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock: &resourcelock.LeaseLock{
-			LeaseMeta:  metav1ObjectMeta(cfg),
+			LeaseMeta:  metav1.ObjectMeta{Name: cfg.LeaseName, Namespace: cfg.LeaseNamespace},
 			Client:     client.CoordinationV1(),
 			LockConfig: resourcelock.ResourceLockConfig{Identity: identity},
 		},
@@ -88,29 +105,22 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg Config, identity 
 		RenewDeadline:   cfg.RenewDeadline,
 		RetryPeriod:     cfg.RetryPeriod,
 		ReleaseOnCancel: true,
-		WatchDog:        watchdog,
 		Name:            cfg.LeaseName,
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(leadingCtx context.Context) {
 				close(started)
 				defer close(finished)
 				logger.Info("Became the leader; starting work")
-				runCtx, cancel := context.WithCancel(ctx)
+				workCtx, cancel := context.WithCancel(ctx)
 				defer cancel()
 				stop := context.AfterFunc(leadingCtx, cancel)
 				defer stop()
-				run(runCtx)
+				workErr = work(workCtx)
 				// Work is done: now the Lease may go to the next leader.
 				stopElector()
 			},
-			OnStoppedLeading: func() {
-				if ctx.Err() != nil {
-					logger.Info("Released the Lease")
-					return
-				}
-				logger.Error(nil, "Lost the Lease while still running")
-				onLost()
-			},
+			// Called however the elector ends; what happened is sorted out after Run returns.
+			OnStoppedLeading: func() {},
 			OnNewLeader: func(holder string) {
 				if holder != identity {
 					logger.Info("Another process leads; standing by with warm caches", "leader", holder)
@@ -120,6 +130,11 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg Config, identity 
 	})
 	if err != nil {
 		return fmt.Errorf("setting up leader election: %w", err)
+	}
+	if watchdog != nil {
+		// client-go's RunOrDie does this; the elector's own Run does not. Without it the
+		// watchdog has no elector to ask and always passes.
+		watchdog.SetLeaderElection(elector)
 	}
 
 	go func() {
@@ -133,9 +148,29 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg Config, identity 
 	}()
 	logger.Info("Campaigning for leadership")
 	elector.Run(electorCtx)
-	return nil
-}
 
-func metav1ObjectMeta(cfg Config) metav1.ObjectMeta {
-	return metav1.ObjectMeta{Name: cfg.LeaseName, Namespace: cfg.LeaseNamespace}
+	select {
+	case <-started:
+	default:
+		return nil // stopped while standing by
+	}
+	if ctx.Err() == nil {
+		// The renewals failed for the renew deadline, or another process took the Lease.
+		logger.Error(nil, "Lost the Lease while still running", "holder", elector.GetLeader())
+		onLost()
+		<-finished // onLost normally exits the process; if it returns, work is stopping too
+		return errors.Join(ErrLeaseLost, workErr)
+	}
+	// Shutting down: the elector stops once work has returned, unless the Lease was lost during
+	// the drain. Either way, wait for work before saying anything about the Lease.
+	<-finished
+	switch holder := elector.GetLeader(); holder {
+	case "":
+		logger.Info("Released the Lease")
+	case identity:
+		logger.Error(nil, "Could not release the Lease; a standby takes over when it expires", "leaseDuration", cfg.LeaseDuration)
+	default:
+		logger.Info("The Lease was lost before it could be released", "holder", holder)
+	}
+	return workErr
 }
