@@ -43,6 +43,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
 
 	samplev1alpha1 "example.com/sample-controller/pkg/apis/samplecontroller/v1alpha1"
 	clientset "example.com/sample-controller/pkg/generated/clientset/versioned"
@@ -71,6 +72,9 @@ const (
 	// deploymentNameIndex indexes Foos by "namespace/spec.deploymentName", so that a Deployment
 	// nobody owns can be mapped to the Foo that wants its name (see handleDeployment).
 	deploymentNameIndex = "spec.deploymentName"
+
+	// fooImage is the image of the pods a Foo runs: nginx built to run as a non-root user.
+	fooImage = "nginxinc/nginx-unprivileged:1.27"
 
 	// fooLabel is put on the Deployment, its selector and its pods. Its value is the Foo's
 	// name, which is why the CRD limits Foo names to 63 characters (a label value's limit).
@@ -543,6 +547,16 @@ func (c *Controller) syncFoo(ctx context.Context, key cache.ObjectName) error {
 	}
 
 	deployment, err := c.deploymentsLister.Deployments(foo.Namespace).Get(foo.Spec.DeploymentName)
+	if apierrors.IsNotFound(err) && foo.Status.ObservedGeneration > 0 {
+		// We reported on this Foo before, so its Deployment may have existed and been deleted:
+		// perhaps by the garbage collector, right after the Foo itself. The two watches keep no
+		// order between them, so the cache can still hold a Foo the API server has deleted.
+		// Re-creating would start pods the collector then deletes; ask the API server first.
+		// (A new Foo has no status yet: its first create costs no extra request.)
+		if exists, err := c.fooStillExists(ctx, foo); err != nil || !exists {
+			return err
+		}
+	}
 	if apierrors.IsNotFound(err) {
 		// POST /apis/apps/v1/namespaces/NS/deployments
 		logger.V(2).Info("Deployment does not exist; creating it", "deployment", klog.KRef(foo.Namespace, foo.Spec.DeploymentName))
@@ -579,13 +593,25 @@ func (c *Controller) syncFoo(ctx context.Context, key cache.ObjectName) error {
 		return c.updateFooStatus(ctx, foo, nil, cond, EventDeploymentNotOwned)
 	}
 
+	// A Deployment's selector cannot be changed after creation (the API server answers 422), so
+	// it is not part of drift repair: a Deployment that selects other pods (recreated by someone
+	// with our ownerReference, or made by an older version of this controller) is reported, and
+	// left for a person to delete. Once it is gone, the next sync creates the right one.
+	desired := newDeployment(foo)
+	if !equality.Semantic.DeepEqual(deployment.Spec.Selector, desired.Spec.Selector) {
+		msg := fmt.Sprintf("Deployment %s selects pods by %q, but this Foo's pods are labelled %q, and a Deployment's selector cannot be changed: delete the Deployment, and the controller creates it again with the right selector",
+			deployment.Name, metav1.FormatLabelSelector(deployment.Spec.Selector), metav1.FormatLabelSelector(desired.Spec.Selector))
+		logger.V(2).Info("Deployment's selector differs from the Foo's; reporting it", "deployment", klog.KObj(deployment))
+		cond := newReadyCondition(foo, metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentSelectorMismatch, msg)
+		return c.updateFooStatus(ctx, foo, deployment, cond, samplev1alpha1.ReasonDeploymentSelectorMismatch)
+	}
+
 	// Drift: someone (a user, another tool) changed a field this controller manages. Put it
 	// back. We write with Update (PUT) on a DeepCopy of the cached object rather than with
 	// server-side apply: the copy carries the resourceVersion we read, so if the Deployment
 	// changed since, the API server answers 409 Conflict instead of overwriting a change we have
 	// not seen; and driftedFields decides locally whether a write is needed at all, which is
 	// what makes a converged Foo cost zero writes.
-	desired := newDeployment(foo)
 	if drifted := driftedFields(desired, deployment); len(drifted) > 0 {
 		updated := deployment.DeepCopy()
 		setManagedFields(updated, desired)
@@ -594,8 +620,7 @@ func (c *Controller) syncFoo(ctx context.Context, key cache.ObjectName) error {
 		updated, err = c.kubeclientset.AppsV1().Deployments(foo.Namespace).Update(ctx, updated,
 			metav1.UpdateOptions{FieldManager: controllerAgentName})
 		if isRejection(err) {
-			// e.g. an admission policy capping replicas, or a Deployment recreated by someone
-			// else with our ownerReference but another (immutable) selector.
+			// e.g. an admission policy capping replicas.
 			return c.reportRejection(ctx, foo, deployment, "updating", err)
 		}
 		if err != nil {
@@ -608,7 +633,26 @@ func (c *Controller) syncFoo(ctx context.Context, key cache.ObjectName) error {
 		logger.V(4).Info("Deployment matches the Foo's spec", "deployment", klog.KObj(deployment))
 	}
 
-	return c.updateFooStatus(ctx, foo, deployment, deploymentReadyCondition(foo, deployment), "")
+	ready := deploymentReadyCondition(foo, deployment)
+	return c.updateFooStatus(ctx, foo, deployment, ready, warningReasonFor(ready))
+}
+
+// fooStillExists asks the API server, not the cache, whether the Foo still exists as the same
+// object (same UID) and is not being deleted.
+func (c *Controller) fooStillExists(ctx context.Context, foo *samplev1alpha1.Foo) (bool, error) {
+	// GET /apis/samplecontroller.example.com/v1alpha1/namespaces/NS/foos/NAME
+	live, err := c.sampleclientset.SamplecontrollerV1alpha1().Foos(foo.Namespace).Get(ctx, foo.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		klog.FromContext(ctx).V(2).Info("Foo is gone from the API server though still in the cache; not re-creating its Deployment")
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("checking that Foo %s/%s still exists before re-creating its Deployment: %w", foo.Namespace, foo.Name, err)
+	case live.UID != foo.UID || live.DeletionTimestamp != nil:
+		klog.FromContext(ctx).V(2).Info("Foo was deleted or replaced since the cache saw it; not re-creating its Deployment")
+		return false, nil
+	}
+	return true, nil
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -648,10 +692,24 @@ func newDeployment(foo *samplev1alpha1.Foo) *appsv1.Deployment {
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: maps.Clone(labels)},
 				Spec: corev1.PodSpec{
+					// Compliant with the restricted Pod Security Standard, so that a Foo works in
+					// a namespace that enforces it: a non-root user (the unprivileged nginx image
+					// runs as 101 and listens on 8080), no privilege escalation, no capabilities,
+					// the runtime's default seccomp profile.
+					SecurityContext: &corev1.PodSecurityContext{
+						RunAsNonRoot:   ptr.To(true),
+						RunAsUser:      ptr.To[int64](101),
+						RunAsGroup:     ptr.To[int64](101),
+						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+					},
 					Containers: []corev1.Container{{
 						Name:  "nginx",
-						Image: "nginx:1.27",
-						Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 80}},
+						Image: fooImage,
+						Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
+						SecurityContext: &corev1.SecurityContext{
+							AllowPrivilegeEscalation: ptr.To(false),
+							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+						},
 					}},
 				},
 			},
@@ -659,8 +717,8 @@ func newDeployment(foo *samplev1alpha1.Foo) *appsv1.Deployment {
 	}
 }
 
-// driftedFields lists the fields this controller manages (replicas, selector, labels, pod
-// template) in which the live Deployment differs from the desired one; empty means in sync.
+// driftedFields lists the fields this controller manages and may write (replicas, labels, pod
+// template; the selector is checked apart, since it cannot be changed) in which the live Deployment differs from the desired one; empty means in sync.
 //
 // The live object has many fields we never set, filled in by the API server's defaulting
 // (imagePullPolicy, restartPolicy, terminationMessagePath, ...). equality.Semantic.DeepDerivative
@@ -670,9 +728,6 @@ func driftedFields(desired, live *appsv1.Deployment) []string {
 	var drifted []string
 	if live.Spec.Replicas == nil || *live.Spec.Replicas != *desired.Spec.Replicas {
 		drifted = append(drifted, "spec.replicas")
-	}
-	if !equality.Semantic.DeepEqual(live.Spec.Selector, desired.Spec.Selector) {
-		drifted = append(drifted, "spec.selector")
 	}
 	if !equality.Semantic.DeepDerivative(desired.Labels, live.Labels) {
 		drifted = append(drifted, "metadata.labels")
@@ -692,7 +747,6 @@ func templateDrifted(desired, live *appsv1.Deployment) bool {
 // DeepCopy of the live Deployment), leaving everything else as it is.
 func setManagedFields(updated, desired *appsv1.Deployment) {
 	updated.Spec.Replicas = desired.Spec.Replicas
-	updated.Spec.Selector = desired.Spec.Selector
 	if updated.Labels == nil {
 		updated.Labels = map[string]string{}
 	}
@@ -736,6 +790,15 @@ func deploymentReadyCondition(foo *samplev1alpha1.Foo, d *appsv1.Deployment) met
 		d.Status.AvailableReplicas == want && d.Status.Replicas == want {
 		return newReadyCondition(foo, metav1.ConditionTrue, samplev1alpha1.ReasonDeploymentAvailable, "Deployment "+d.Name+": "+progress)
 	}
+	// ReplicaFailure: the Deployment's ReplicaSet cannot create pods (a ResourceQuota, Pod
+	// Security admission, a webhook). The Deployment controller copies the ReplicaSet's condition
+	// at once; without it, the Foo would say "progressing" until the progress deadline (10 min).
+	for _, cond := range d.Status.Conditions {
+		if cond.Type == appsv1.DeploymentReplicaFailure && cond.Status == corev1.ConditionTrue {
+			return newReadyCondition(foo, metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentReplicaFailure,
+				"Deployment "+d.Name+": "+progress+": pods cannot be created: "+cond.Reason+": "+cond.Message)
+		}
+	}
 	for _, cond := range d.Status.Conditions {
 		if cond.Type == appsv1.DeploymentProgressing && cond.Status == corev1.ConditionFalse && cond.Reason == "ProgressDeadlineExceeded" {
 			return newReadyCondition(foo, metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentFailed,
@@ -743,6 +806,16 @@ func deploymentReadyCondition(foo *samplev1alpha1.Foo, d *appsv1.Deployment) met
 		}
 	}
 	return newReadyCondition(foo, metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentProgressing, "Deployment "+d.Name+": "+progress)
+}
+
+// warningReasonFor names the Warning event to record when a Ready condition read from the
+// Deployment is new: a failure someone must act on. Progress and success are not warnings.
+func warningReasonFor(ready metav1.Condition) string {
+	switch ready.Reason {
+	case samplev1alpha1.ReasonDeploymentReplicaFailure, samplev1alpha1.ReasonDeploymentFailed:
+		return ready.Reason
+	}
+	return ""
 }
 
 // isRejection tells a write the API server refused on its merits (422 Invalid from an admission

@@ -99,7 +99,9 @@ func newDeploymentFor(foo *samplev1alpha1.Foo) *deploymentBuilder {
 	pod.DNSPolicy = corev1.DNSClusterFirst
 	pod.SchedulerName = corev1.DefaultSchedulerName
 	pod.TerminationGracePeriodSeconds = ptr.To[int64](30)
-	pod.SecurityContext = &corev1.PodSecurityContext{}
+	if pod.SecurityContext == nil {
+		pod.SecurityContext = &corev1.PodSecurityContext{}
+	}
 	c := &pod.Containers[0]
 	c.ImagePullPolicy = corev1.PullIfNotPresent
 	c.TerminationMessagePath = corev1.TerminationMessagePathDefault
@@ -368,8 +370,8 @@ func TestSyncFoo(t *testing.T) {
 			wantEvents: []string{"Normal DeploymentUpdated"},
 			check: func(t *testing.T, f *fixture, w []core.Action) {
 				d := objectOf(t, w[0]).(*appsv1.Deployment)
-				if img := d.Spec.Template.Spec.Containers[0].Image; img != "nginx:1.27" {
-					t.Errorf("image = %q, want nginx:1.27", img)
+				if img := d.Spec.Template.Spec.Containers[0].Image; img != fooImage {
+					t.Errorf("image = %q, want %s", img, fooImage)
 				}
 				if d.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] != "now" {
 					t.Errorf("template annotations lost: %v", d.Spec.Template.Annotations)
@@ -456,10 +458,58 @@ func TestSyncFoo(t *testing.T) {
 						Reason: "ProgressDeadlineExceeded", Message: `ReplicaSet "x" has timed out progressing.`}}}
 			}).d},
 			wantWrites: []string{"update foos/status"},
+			wantEvents: []string{"Warning " + samplev1alpha1.ReasonDeploymentFailed},
 			check: func(t *testing.T, f *fixture, w []core.Action) {
 				c := readyOf(t, w[0])
 				if c.Reason != samplev1alpha1.ReasonDeploymentFailed || !strings.Contains(c.Message, "timed out") {
 					t.Errorf("Ready = %+v, want DeploymentProgressDeadlineExceeded with the message", c)
+				}
+			},
+		},
+		{
+			name: "pods cannot be created (quota): Ready=False with the Deployment's ReplicaFailure, at once, and a warning",
+			foo:  newFoo("test", 2).readyReason(metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentProgressing, "Deployment test-deploy: 0 of 2 replicas available").foo,
+			deployments: []*appsv1.Deployment{newDeploymentFor(newFoo("test", 2).foo).mutate(func(d *appsv1.Deployment) {
+				d.Status = appsv1.DeploymentStatus{ObservedGeneration: 1,
+					Conditions: []appsv1.DeploymentCondition{
+						{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Reason: "ReplicaSetUpdated"},
+						{Type: appsv1.DeploymentReplicaFailure, Status: corev1.ConditionTrue, Reason: "FailedCreate",
+							Message: `pods "test-deploy-x" is forbidden: exceeded quota: no-pods, requested: pods=1, used: pods=0, limited: pods=0`}}}
+			}).d},
+			wantWrites: []string{"update foos/status"},
+			wantEvents: []string{"Warning " + samplev1alpha1.ReasonDeploymentReplicaFailure},
+			check: func(t *testing.T, f *fixture, w []core.Action) {
+				c := readyOf(t, w[0])
+				if c.Status != metav1.ConditionFalse || c.Reason != samplev1alpha1.ReasonDeploymentReplicaFailure ||
+					!strings.Contains(c.Message, "FailedCreate") || !strings.Contains(c.Message, "exceeded quota: no-pods") {
+					t.Errorf("Ready = %+v, want False/DeploymentReplicaFailure with the Deployment's reason and message", c)
+				}
+			},
+		},
+		{
+			name: "ReplicaFailure already reported: no write, no second warning",
+			foo: newFoo("test", 2).readyReason(metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentReplicaFailure,
+				`Deployment test-deploy: 0 of 2 replicas available: pods cannot be created: FailedCreate: forbidden`).foo,
+			deployments: []*appsv1.Deployment{newDeploymentFor(newFoo("test", 2).foo).mutate(func(d *appsv1.Deployment) {
+				d.Status = appsv1.DeploymentStatus{ObservedGeneration: 1, Conditions: []appsv1.DeploymentCondition{
+					{Type: appsv1.DeploymentReplicaFailure, Status: corev1.ConditionTrue, Reason: "FailedCreate", Message: "forbidden"}}}
+			}).d},
+		},
+		{
+			name: "owned Deployment selects other pods: never written (the selector is immutable), reported with what to do",
+			foo:  newFoo("test", 1).converged().foo,
+			deployments: []*appsv1.Deployment{newDeploymentFor(newFoo("test", 1).foo).available().mutate(func(d *appsv1.Deployment) {
+				d.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "old"}}
+				d.Spec.Template.Labels = map[string]string{"app": "old"}
+				d.Spec.Replicas = ptr.To[int32](5) // drift too: not repaired while the selector is wrong
+			}).d},
+			wantWrites: []string{"update foos/status"},
+			wantEvents: []string{"Warning " + samplev1alpha1.ReasonDeploymentSelectorMismatch},
+			check: func(t *testing.T, f *fixture, w []core.Action) {
+				c := readyOf(t, w[0])
+				if c.Status != metav1.ConditionFalse || c.Reason != samplev1alpha1.ReasonDeploymentSelectorMismatch ||
+					!strings.Contains(c.Message, "app=old") || !strings.Contains(c.Message, "delete the Deployment") {
+					t.Errorf("Ready = %+v, want False/DeploymentSelectorMismatch naming the selector and what to do", c)
 				}
 			},
 		},
@@ -528,6 +578,68 @@ func TestSyncFooIsIdempotent(t *testing.T) {
 	}
 	if w := describe(g.writes()); len(w) != 0 {
 		t.Errorf("second sync wrote %q, want nothing", w)
+	}
+}
+
+// A Deployment that is gone, for a Foo the controller has reported on before, may have been
+// deleted by the garbage collector right after the Foo (background deletion), while the cache
+// still holds the Foo. The controller asks the API server before re-creating it; a new Foo's
+// first create makes no such request.
+func TestSyncFooRecreateOnlyForAFooThatStillExists(t *testing.T) {
+	reported := newFoo("test", 1).converged().foo
+	tests := []struct {
+		name   string
+		cached *samplev1alpha1.Foo
+		live   func(foo *samplev1alpha1.Foo) *samplev1alpha1.Foo // what the API server holds; nil: deleted
+		want   []string                                          // every request, reads included: Deployments', then Foos'
+
+		wantErr bool
+	}{
+		{"new Foo: created without an extra request", newFoo("test", 1).foo,
+			func(foo *samplev1alpha1.Foo) *samplev1alpha1.Foo { return foo },
+			[]string{"create deployments", "update foos/status"}, false},
+		{"reported Foo deleted from the API server: not re-created", reported,
+			func(*samplev1alpha1.Foo) *samplev1alpha1.Foo { return nil },
+			[]string{"get foos"}, false},
+		{"reported Foo being deleted (foreground): not re-created", reported,
+			func(foo *samplev1alpha1.Foo) *samplev1alpha1.Foo {
+				foo.DeletionTimestamp = ptr.To(metav1.Now())
+				return foo
+			}, []string{"get foos"}, false},
+		{"reported Foo replaced by a new one of the same name: not re-created for the old", reported,
+			func(foo *samplev1alpha1.Foo) *samplev1alpha1.Foo {
+				foo.UID = "uid-of-the-new-foo"
+				return foo
+			}, []string{"get foos"}, false},
+		{"reported Foo still there (its Deployment deleted by hand): re-created", reported,
+			func(foo *samplev1alpha1.Foo) *samplev1alpha1.Foo { return foo },
+			[]string{"create deployments", "get foos", "update foos/status"}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, []*samplev1alpha1.Foo{tc.cached}, nil)
+			gvr := samplev1alpha1.SchemeGroupVersion.WithResource("foos")
+			if live := tc.live(tc.cached.DeepCopy()); live == nil {
+				if err := f.client.Tracker().Delete(gvr, tc.cached.Namespace, tc.cached.Name); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := f.client.Tracker().Update(gvr, live, live.Namespace); err != nil {
+				t.Fatal(err)
+			}
+			f.client.ClearActions()
+			_, ctx := ktesting.NewTestContext(t)
+			err := f.controller.syncFoo(ctx, cache.MetaObjectToName(tc.cached))
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("syncFoo = %v", err)
+			}
+			var got []string
+			for _, a := range append(f.kubeclient.Actions(), f.client.Actions()...) {
+				got = append(got, describe([]core.Action{a})...)
+			}
+			if !equality.Semantic.DeepEqual(got, tc.want) {
+				t.Errorf("requests = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
 
@@ -927,7 +1039,8 @@ func TestDriftedFieldsNamesWhatDiffers(t *testing.T) {
 	}{
 		{"as the API server returns it", func(d *appsv1.Deployment) {}, nil},
 		{"replicas", func(d *appsv1.Deployment) { d.Spec.Replicas = ptr.To[int32](9) }, []string{"spec.replicas"}},
-		{"selector", func(d *appsv1.Deployment) { d.Spec.Selector.MatchLabels = map[string]string{"x": "y"} }, []string{"spec.selector"}},
+		// The selector cannot be changed, so it is never drift to repair (syncFoo reports it).
+		{"selector", func(d *appsv1.Deployment) { d.Spec.Selector.MatchLabels = map[string]string{"x": "y"} }, nil},
 		{"labels", func(d *appsv1.Deployment) { d.Labels = nil }, []string{"metadata.labels"}},
 		{"image and replicas", func(d *appsv1.Deployment) {
 			d.Spec.Template.Spec.Containers[0].Image = "other"

@@ -104,6 +104,13 @@ const (
 	// admission policy or webhook, a ResourceQuota, or missing permissions). The
 	// message carries the API server's answer; the controller keeps retrying with backoff.
 	ReasonDeploymentRejected = "DeploymentRejected"
+	// ReasonDeploymentReplicaFailure: the Deployment's pods cannot be created (a ResourceQuota,
+	// Pod Security admission, a webhook); the message carries the Deployment's explanation.
+	ReasonDeploymentReplicaFailure = "DeploymentReplicaFailure"
+	// ReasonDeploymentSelectorMismatch: the Deployment the Foo owns selects other pods than the
+	// Foo's. A selector cannot be changed: the Deployment must be deleted (the controller then
+	// creates it again).
+	ReasonDeploymentSelectorMismatch = "DeploymentSelectorMismatch"
 )
 
 // FooList is a list of Foos, as returned by LIST /apis/samplecontroller.example.com/v1alpha1/foos.
