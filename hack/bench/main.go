@@ -922,8 +922,13 @@ func floorDeployment(f *samplev1alpha1.Foo) *appsv1.Deployment {
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"samplecontroller.example.com/foo": f.Name}},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "nginx", Image: "nginx:1.27",
-					Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 80}}}}},
+				Spec: corev1.PodSpec{
+					SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](101), RunAsGroup: ptr.To[int64](101),
+						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
+					Containers: []corev1.Container{{Name: "nginx", Image: "nginxinc/nginx-unprivileged:1.27",
+						Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
+						SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: ptr.To(false),
+							Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}}}},
 			},
 		},
 	}
