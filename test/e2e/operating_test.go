@@ -19,10 +19,15 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
@@ -166,22 +171,27 @@ func TestManifestsPassServerSideDryRun(t *testing.T) {
 			if strings.Contains(out, "Warning") {
 				t.Errorf("server-side dry run of %s warned:\n%s", dir, out)
 			}
-			for _, kind := range []string{"deployment.apps/sample-controller", "serviceaccount/sample-controller", "rolebinding.rbac.authorization.k8s.io/sample-controller-leader-election"} {
+			for _, kind := range []string{"deployment.apps/sample-controller", "serviceaccount/sample-controller", "rolebinding.rbac.authorization.k8s.io/sample-controller-leader-election",
+				"poddisruptionbudget.policy/sample-controller"} {
 				if !strings.Contains(out, kind) {
 					t.Errorf("dry run output lacks %s:\n%s", kind, out)
 				}
 			}
 
-			// Pod Security admission enforces on Pods: admit the Deployment's pod template as a Pod.
 			var deployment appsv1.Deployment
+			var pdb *policyv1.PodDisruptionBudget
 			for _, obj := range kustomize(t, dir) {
-				if obj["kind"] == "Deployment" {
-					b, _ := yaml.Marshal(obj)
-					if err := yaml.Unmarshal(b, &deployment); err != nil {
-						t.Fatal(err)
-					}
+				switch obj["kind"] {
+				case "Deployment":
+					fromObject(t, obj, &deployment)
+				case "PodDisruptionBudget":
+					pdb = &policyv1.PodDisruptionBudget{}
+					fromObject(t, obj, pdb)
 				}
 			}
+			checkSpreadAndDisruptionBudget(t, &deployment, pdb)
+
+			// Pod Security admission enforces on Pods: admit the Deployment's pod template as a Pod.
 			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: "pss-check-", Namespace: deployNamespace}, Spec: deployment.Spec.Template.Spec}
 			pod.Spec.ServiceAccountName = "default" // the SA is only dry-run; PSS does not look at it
 			if _, err := kubeClient.CoreV1().Pods(deployNamespace).Create(context.Background(), pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
@@ -202,6 +212,7 @@ func TestManifestsPassServerSideDryRun(t *testing.T) {
 // (unshare -m), so the host's /var/run is never touched. Only the shipped RBAC is bound.
 func TestInClusterWithShippedRBAC(t *testing.T) {
 	ensureCRD(t)
+	waitForOwnerReferenceEnforcement(t)
 	// Everything the kustomization installs except the Deployment and its Service: this test
 	// plays the Deployment's pod itself.
 	var objs []map[string]interface{}
@@ -280,10 +291,61 @@ exec "$@"`
 
 // ---- least privilege ----
 
+// waitForOwnerReferenceEnforcement checks that the API server runs the
+// OwnerReferencesPermissionEnforcement admission plugin (hack/local-cluster/kwokctl.yaml turns it
+// on; OpenShift and many hardened clusters run it): a user who may create an object but not
+// update a Foo's finalizers is refused an ownerReference to a Foo with blockOwnerDeletion.
+//
+// It also waits until the plugin knows Foos. It maps an ownerReference's kind to a resource with
+// a discovery cache that the API server refreshes every 30s: for up to 30s after the CRD is
+// (re)installed (23s on the local cluster), it refuses every such reference with "cannot find
+// RESTMapping", whatever the user's RBAC: the controller would be refused even with every rule,
+// and a Foo refused for want of foos/finalizers would keep that first message (the controller
+// renews a refusal's message only when its kind, here Forbidden, changes).
+func waitForOwnerReferenceEnforcement(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	ns := newNamespace(t)
+	const user = "e2e-ownerref-probe"
+	if _, err := kubeClient.RbacV1().Roles(ns).Create(ctx, &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: "create-configmaps"},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"create"}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kubeClient.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "create-configmaps"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "create-configmaps"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: "rbac.authorization.k8s.io", Name: user}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
+	asUser := kubernetes.NewForConfigOrDie(cfg)
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-", OwnerReferences: []metav1.OwnerReference{{
+		APIVersion: samplev1alpha1.SchemeGroupVersion.String(), Kind: "Foo", Name: "probe",
+		UID: types.UID("00000000-0000-0000-0000-000000000001"), BlockOwnerDeletion: ptr.To(true),
+	}}}}
+	eventually(t, nil, 60*time.Second, "OwnerReferencesPermissionEnforcement to refuse blockOwnerDeletion on a Foo", func() (bool, string) {
+		// A dry run: admitted in full, stored never.
+		_, err := asUser.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err == nil {
+			t.Fatalf("a user who cannot update foos/finalizers could set blockOwnerDeletion on a Foo: the API server does not run OwnerReferencesPermissionEnforcement (see hack/local-cluster/kwokctl.yaml)")
+		}
+		// Until the RoleBinding reaches the authorizer, RBAC refuses first ("cannot create resource").
+		return apierrors.IsForbidden(err) && strings.Contains(err.Error(), "can't set finalizers on"), err.Error()
+	})
+}
+
 // Every rule of the shipped ClusterRole and leader-election Role is needed: without it,
 // something a user would notice breaks. And all of them together are enough.
 func TestEveryRBACRuleIsNeeded(t *testing.T) {
 	ensureCRD(t)
+	waitForOwnerReferenceEnforcement(t)
 	var clusterRole rbacv1.ClusterRole
 	readManifest(t, "artifacts/deploy/clusterrole.yaml", &clusterRole)
 	var leaseRole rbacv1.Role
@@ -292,13 +354,14 @@ func TestEveryRBACRuleIsNeeded(t *testing.T) {
 	// What breaks without each rule, in the order of the manifests.
 	type breakage func(t *testing.T, env *rbacEnv)
 	clusterRoleBreaks := []breakage{
-		0: func(t *testing.T, e *rbacEnv) { e.expectNeverReady(t) },                      // foos list/watch
-		1: func(t *testing.T, e *rbacEnv) { e.expectDeploymentButNoStatus(t) },           // foos/status update
-		2: func(t *testing.T, e *rbacEnv) { e.expectNeverReady(t) },                      // deployments list/watch
-		3: func(t *testing.T, e *rbacEnv) { e.expectNoDeploymentAndFooSaysForbidden(t) }, // deployments create
-		4: func(t *testing.T, e *rbacEnv) { e.expectDriftNotReverted(t) },                // deployments update
-		5: func(t *testing.T, e *rbacEnv) { e.expectConvergedWithoutEvents(t) },          // events create
-		6: func(t *testing.T, e *rbacEnv) { e.expectRepeatedEventNotCounted(t) },         // events patch
+		0: func(t *testing.T, e *rbacEnv) { e.expectNeverReady(t) },                                        // foos list/watch
+		1: func(t *testing.T, e *rbacEnv) { e.expectDeploymentButNoStatus(t) },                             // foos/status update
+		2: func(t *testing.T, e *rbacEnv) { e.expectNeverReady(t) },                                        // deployments list/watch
+		3: func(t *testing.T, e *rbacEnv) { e.expectNoDeploymentAndFooSaysForbidden(t) },                   // deployments create
+		4: func(t *testing.T, e *rbacEnv) { e.expectNoDeploymentAndFooSaysBlockOwnerDeletionForbidden(t) }, // foos/finalizers update
+		5: func(t *testing.T, e *rbacEnv) { e.expectDriftNotReverted(t) },                                  // deployments update
+		6: func(t *testing.T, e *rbacEnv) { e.expectConvergedWithoutEvents(t) },                            // events create
+		7: func(t *testing.T, e *rbacEnv) { e.expectRepeatedEventNotCounted(t) },                           // events patch
 	}
 	// The namespaced variant grants the same rules in one namespace: what is proven here for the
 	// ClusterRole holds for it.
@@ -417,6 +480,19 @@ func (e *rbacEnv) expectNoDeploymentAndFooSaysForbidden(t *testing.T) {
 	cond := waitForReadyReason(t, e.p, e.ns, "f", metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentRejected)
 	if !strings.Contains(cond.Message, "forbidden") || !strings.Contains(cond.Message, "cannot create resource") {
 		t.Errorf("Ready message %q does not say what was forbidden", cond.Message)
+	}
+	e.hold(t, 5*time.Second, "no Deployment", func() (bool, string) { return !e.deploymentExists(), "the Deployment exists" })
+}
+
+// expectNoDeploymentAndFooSaysBlockOwnerDeletionForbidden: RBAC lets the create through, but the
+// OwnerReferencesPermissionEnforcement admission plugin refuses it: the Deployment's controller
+// ownerReference sets blockOwnerDeletion, which needs update on the owner's finalizers
+// subresource. The refusal reaches the Foo as RBAC's does, in the plugin's own words.
+func (e *rbacEnv) expectNoDeploymentAndFooSaysBlockOwnerDeletionForbidden(t *testing.T) {
+	cond := waitForReadyReason(t, e.p, e.ns, "f", metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentRejected)
+	if !strings.Contains(cond.Message, "forbidden") || !strings.Contains(cond.Message, "cannot set blockOwnerDeletion") ||
+		!strings.Contains(cond.Message, "can't set finalizers on") {
+		t.Errorf("Ready message %q does not say that blockOwnerDeletion needs the Foo's finalizers", cond.Message)
 	}
 	e.hold(t, 5*time.Second, "no Deployment", func() (bool, string) { return !e.deploymentExists(), "the Deployment exists" })
 }
