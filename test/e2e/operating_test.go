@@ -356,12 +356,13 @@ func TestEveryRBACRuleIsNeeded(t *testing.T) {
 	clusterRoleBreaks := []breakage{
 		0: func(t *testing.T, e *rbacEnv) { e.expectNeverReady(t) },                                        // foos list/watch
 		1: func(t *testing.T, e *rbacEnv) { e.expectDeploymentButNoStatus(t) },                             // foos/status update
-		2: func(t *testing.T, e *rbacEnv) { e.expectNeverReady(t) },                                        // deployments list/watch
-		3: func(t *testing.T, e *rbacEnv) { e.expectNoDeploymentAndFooSaysForbidden(t) },                   // deployments create
-		4: func(t *testing.T, e *rbacEnv) { e.expectNoDeploymentAndFooSaysBlockOwnerDeletionForbidden(t) }, // foos/finalizers update
-		5: func(t *testing.T, e *rbacEnv) { e.expectDriftNotReverted(t) },                                  // deployments update
-		6: func(t *testing.T, e *rbacEnv) { e.expectConvergedWithoutEvents(t) },                            // events create
-		7: func(t *testing.T, e *rbacEnv) { e.expectRepeatedEventNotCounted(t) },                           // events patch
+		2: func(t *testing.T, e *rbacEnv) { e.expectDeletedDeploymentNotRecreated(t) },                     // foos get
+		3: func(t *testing.T, e *rbacEnv) { e.expectNeverReady(t) },                                        // deployments list/watch
+		4: func(t *testing.T, e *rbacEnv) { e.expectNoDeploymentAndFooSaysForbidden(t) },                   // deployments create
+		5: func(t *testing.T, e *rbacEnv) { e.expectNoDeploymentAndFooSaysBlockOwnerDeletionForbidden(t) }, // foos/finalizers update
+		6: func(t *testing.T, e *rbacEnv) { e.expectDriftNotReverted(t) },                                  // deployments update
+		7: func(t *testing.T, e *rbacEnv) { e.expectConvergedWithoutEvents(t) },                            // events create
+		8: func(t *testing.T, e *rbacEnv) { e.expectRepeatedEventNotCounted(t) },                           // events patch
 	}
 	// The namespaced variant grants the same rules in one namespace: what is proven here for the
 	// ClusterRole holds for it.
@@ -401,6 +402,15 @@ func TestEveryRBACRuleIsNeeded(t *testing.T) {
 			out, _ := kubectl("get", "events", "-n", e.ns, "--field-selector", "involvedObject.kind=Foo")
 			return strings.Contains(out, "DeploymentCreated") && e.deploymentUpdatedCount() == 2, out
 		})
+		// A Deployment deleted by hand comes back (the controller may GET the Foo first).
+		if err := kubeClient.AppsV1().Deployments(e.ns).Delete(context.Background(), "f", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, e.p, 30*time.Second, "the deleted Deployment to be re-created", func() (bool, string) {
+			d, err := getDeployment(e.ns, "f")
+			return err == nil && d.DeletionTimestamp == nil, fmt.Sprint(err)
+		})
+		waitForFooConverged(t, e.p, e.ns, "f", 60*time.Second)
 		if strings.Contains(strings.ToLower(e.p.log()), "forbidden") {
 			t.Errorf("the controller was refused something with the full set of rules:\n%s", e.p.logTail(20))
 		}
@@ -512,6 +522,20 @@ func (e *rbacEnv) expectDeploymentButNoStatus(t *testing.T) {
 		foo := getFoo(t, e.ns, "f")
 		return foo.Status.ObservedGeneration == 0 && len(foo.Status.Conditions) == 0, fmt.Sprintf("%+v", foo.Status)
 	})
+}
+
+// expectDeletedDeploymentNotRecreated: without GET on foos, the controller cannot check that a
+// Foo whose Deployment is gone still exists, and so never re-creates a Deployment someone deleted.
+func (e *rbacEnv) expectDeletedDeploymentNotRecreated(t *testing.T) {
+	waitForFooConverged(t, e.p, e.ns, "f", 60*time.Second)
+	if err := kubeClient.AppsV1().Deployments(e.ns).Delete(context.Background(), "f", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, e.p, 30*time.Second, "the Deployment to be gone", func() (bool, string) { return !e.deploymentExists(), "it exists" })
+	e.hold(t, 8*time.Second, "no new Deployment", func() (bool, string) { return !e.deploymentExists(), "the Deployment was re-created" })
+	if !strings.Contains(e.p.log(), "forbidden") {
+		t.Errorf("the log does not say the GET was forbidden:\n%s", e.p.logTail(10))
+	}
 }
 
 func (e *rbacEnv) expectDriftNotReverted(t *testing.T) {
