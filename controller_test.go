@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
 	"k8s.io/klog/v2/ktesting"
 	"k8s.io/utils/ptr"
 
@@ -151,7 +152,7 @@ func newFixture(t *testing.T, foos []*samplev1alpha1.Foo, deployments []*appsv1.
 
 	fooFactory := informers.NewSharedInformerFactory(client, 0)
 	kubeFactory := kubeinformers.NewSharedInformerFactory(kubeclient, 0)
-	c, err := NewController(ctx, kubeclient, client,
+	c, err := NewController(ctx, kubeclient, client, kubeclient.CoreV1(),
 		kubeFactory.Apps().V1().Deployments(), fooFactory.Samplecontroller().V1alpha1().Foos())
 	if err != nil {
 		t.Fatal(err)
@@ -444,7 +445,7 @@ func TestSyncFoo(t *testing.T) {
 			wantWrites: []string{"update foos/status"},
 			wantEvents: []string{"Warning InvalidSpec"},
 			check: func(t *testing.T, f *fixture, w []core.Action) {
-				if c := readyOf(t, w[0]); c.Reason != ReasonInvalidSpec {
+				if c := readyOf(t, w[0]); c.Reason != samplev1alpha1.ReasonInvalidSpec {
 					t.Errorf("Ready = %+v, want reason InvalidSpec", c)
 				}
 			},
@@ -458,10 +459,10 @@ func TestSyncFoo(t *testing.T) {
 						Reason: "ProgressDeadlineExceeded", Message: `ReplicaSet "x" has timed out progressing.`}}}
 			}).d},
 			wantWrites: []string{"update foos/status"},
-			wantEvents: []string{"Warning " + samplev1alpha1.ReasonDeploymentFailed},
+			wantEvents: []string{"Warning " + samplev1alpha1.ReasonDeploymentProgressDeadlineExceeded},
 			check: func(t *testing.T, f *fixture, w []core.Action) {
 				c := readyOf(t, w[0])
-				if c.Reason != samplev1alpha1.ReasonDeploymentFailed || !strings.Contains(c.Message, "timed out") {
+				if c.Reason != samplev1alpha1.ReasonDeploymentProgressDeadlineExceeded || !strings.Contains(c.Message, "timed out") {
 					t.Errorf("Ready = %+v, want DeploymentProgressDeadlineExceeded with the message", c)
 				}
 			},
@@ -1056,5 +1057,31 @@ func TestDriftedFieldsNamesWhatDiffers(t *testing.T) {
 				t.Errorf("driftedFields = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// -v=2 tells what syncs decided and wrote, without the events that brought each key (they are
+// many: every status write of ours comes back as one); -v=4 adds them.
+func TestLogLevels(t *testing.T) {
+	foo := newFoo("test", 1).foo
+	for _, tc := range []struct {
+		verbosity    int
+		wantHandlers bool
+	}{{2, false}, {4, true}} {
+		logger := ktesting.NewLogger(t, ktesting.NewConfig(ktesting.Verbosity(tc.verbosity), ktesting.BufferLogs(true)))
+		ctx := klog.NewContext(context.Background(), logger)
+		f := newFixture(t, []*samplev1alpha1.Foo{foo}, nil)
+		f.controller.enqueueFoo(ctx, foo, "added")
+		f.controller.handleDeployment(ctx, newDeploymentFor(foo).d)
+		if err := f.controller.syncFoo(ctx, cache.MetaObjectToName(foo)); err != nil {
+			t.Fatal(err)
+		}
+		log := logger.GetSink().(ktesting.Underlier).GetBuffer().String()
+		if !strings.Contains(log, "Deployment does not exist; creating it") || !strings.Contains(log, "Status changed; updating it") {
+			t.Errorf("-v=%d: the log lacks the sync's decisions and writes:\n%s", tc.verbosity, log)
+		}
+		if got := strings.Contains(log, "enqueueing"); got != tc.wantHandlers {
+			t.Errorf("-v=%d: handler lines logged = %v, want %v:\n%s", tc.verbosity, got, tc.wantHandlers, log)
+		}
 	}
 }

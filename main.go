@@ -204,7 +204,7 @@ func run(ctx context.Context, o options, rules *clientcmd.ClientConfigLoadingRul
 	}
 
 	// A RESTMapper backed by discovery (GET /api, /apis, cached in memory) answers which
-	// resource serves the Foo kind, and whether any does. See WaitForFooAPI in controller.go.
+	// resource serves the Foo kind, and whether any does. See WaitForFooAPI in startup.go.
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(clients.kube.Discovery()))
 	if _, err := WaitForFooAPI(ctx, mapper, 10*time.Second); err != nil {
 		if ctx.Err() != nil {
@@ -214,13 +214,12 @@ func run(ctx context.Context, o options, rules *clientcmd.ClientConfigLoadingRul
 	}
 
 	kubeInformerFactory, fooInformerFactory := newInformerFactories(o, clients)
-	controller, err := NewController(ctx, clients.kube, clients.sample,
+	controller, err := NewController(ctx, clients.kube, clients.sample, clients.events.CoreV1(),
 		kubeInformerFactory.Apps().V1().Deployments(),
 		fooInformerFactory.Samplecontroller().V1alpha1().Foos())
 	if err != nil {
 		return err
 	}
-	controller.eventsClient = clients.events.CoreV1()
 	synced.Store(controller)
 
 	// Start runs the informers requested so far, each in its own goroutine, until ctx ends.

@@ -95,8 +95,9 @@ const (
 	ReasonDeploymentAvailable = "DeploymentAvailable"
 	// ReasonDeploymentProgressing: the Deployment is rolling out or scaling.
 	ReasonDeploymentProgressing = "DeploymentProgressing"
-	// ReasonDeploymentFailed: the Deployment reports that its rollout exceeded its progress deadline.
-	ReasonDeploymentFailed = "DeploymentProgressDeadlineExceeded"
+	// ReasonDeploymentProgressDeadlineExceeded: the Deployment reports that its rollout exceeded
+	// its progress deadline.
+	ReasonDeploymentProgressDeadlineExceeded = "DeploymentProgressDeadlineExceeded"
 	// ReasonDeploymentNotOwned: a Deployment with that name exists and another owner (or no one)
 	// controls it. The controller leaves it alone.
 	ReasonDeploymentNotOwned = "DeploymentNotOwned"
@@ -111,6 +112,19 @@ const (
 	// Foo's. A selector cannot be changed: the Deployment must be deleted (the controller then
 	// creates it again).
 	ReasonDeploymentSelectorMismatch = "DeploymentSelectorMismatch"
+	// ReasonInvalidSpec: the Foo got past admission with a spec the controller cannot act on
+	// (possible only with an older or hand-edited CRD without the schema's validation).
+	ReasonInvalidSpec = "InvalidSpec"
+)
+
+// Reasons of the Events the controller records. A Warning event's reason is the Ready
+// condition's reason it announces (one vocabulary, above); these two have no condition of their
+// own: they record a write the controller made.
+const (
+	// EventReasonDeploymentCreated: the controller created the Foo's Deployment.
+	EventReasonDeploymentCreated = "DeploymentCreated"
+	// EventReasonDeploymentUpdated: the controller put back fields of the Deployment that drifted.
+	EventReasonDeploymentUpdated = "DeploymentUpdated"
 )
 
 // FooList is a list of Foos, as returned by LIST /apis/samplecontroller.example.com/v1alpha1/foos.

@@ -1,0 +1,223 @@
+// The Deployment a Foo asks for, and what "drift" means: which of the live Deployment's fields
+// the controller owns and puts back, and which it leaves to others. Also the two writes that
+// make the Deployment exist and match (POST and PUT), called from syncFoo.
+package main
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
+
+	samplev1alpha1 "example.com/sample-controller/pkg/apis/samplecontroller/v1alpha1"
+)
+
+const (
+	// fooImage is the image of the pods a Foo runs: nginx built to run as a non-root user.
+	fooImage = "nginxinc/nginx-unprivileged:1.27"
+
+	// fooLabel is put on the Deployment, its selector and its pods. Its value is the Foo's
+	// name, which is why the CRD limits Foo names to 63 characters (a label value's limit).
+	fooLabel = "samplecontroller.example.com/foo"
+)
+
+// desiredReplicas is spec.replicas. The CRD defaults it to 1 at admission; the nil check
+// covers objects stored before that default existed.
+func desiredReplicas(foo *samplev1alpha1.Foo) int32 {
+	if foo.Spec.Replicas == nil {
+		return 1
+	}
+	return *foo.Spec.Replicas
+}
+
+// newDeployment is the Deployment a Foo asks for. Its controller ownerReference (controller:
+// true, blockOwnerDeletion: true) marks the Foo as its one managing owner: the garbage
+// collector deletes the Deployment after the Foo, and handleDeployment maps it back to the Foo.
+func newDeployment(foo *samplev1alpha1.Foo) *appsv1.Deployment {
+	labels := map[string]string{
+		"app.kubernetes.io/name":       "nginx",
+		"app.kubernetes.io/managed-by": controllerAgentName,
+		fooLabel:                       foo.Name,
+	}
+	replicas := desiredReplicas(foo)
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            foo.Spec.DeploymentName,
+			Namespace:       foo.Namespace,
+			Labels:          labels,
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(foo, fooGroupVersionKind)},
+		},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			// The selector is immutable once created; it picks this Foo's pods only.
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{fooLabel: foo.Name}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: maps.Clone(labels)},
+				Spec: corev1.PodSpec{
+					// Compliant with the restricted Pod Security Standard, so that a Foo works in
+					// a namespace that enforces it: a non-root user (the unprivileged nginx image
+					// runs as 101 and listens on 8080), no privilege escalation, no capabilities,
+					// the runtime's default seccomp profile.
+					SecurityContext: &corev1.PodSecurityContext{
+						RunAsNonRoot:   ptr.To(true),
+						RunAsUser:      ptr.To[int64](101),
+						RunAsGroup:     ptr.To[int64](101),
+						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+					},
+					Containers: []corev1.Container{{
+						Name:  "nginx",
+						Image: fooImage,
+						Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
+						SecurityContext: &corev1.SecurityContext{
+							AllowPrivilegeEscalation: ptr.To(false),
+							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+						},
+					}},
+				},
+			},
+		},
+	}
+}
+
+// driftedFields lists the fields this controller manages and may write (replicas, labels, pod
+// template; the selector is checked apart, since it cannot be changed) in which the live Deployment differs from the desired one; empty means in sync.
+//
+// The live object has many fields we never set, filled in by the API server's defaulting
+// (imagePullPolicy, restartPolicy, terminationMessagePath, ...). equality.Semantic.DeepDerivative
+// compares only what desired sets: "is every field desired sets equal in live?". Labels and
+// annotations others add are allowed; an extra or removed container is not.
+func driftedFields(desired, live *appsv1.Deployment) []string {
+	var drifted []string
+	if live.Spec.Replicas == nil || *live.Spec.Replicas != *desired.Spec.Replicas {
+		drifted = append(drifted, "spec.replicas")
+	}
+	if !equality.Semantic.DeepDerivative(desired.Labels, live.Labels) {
+		drifted = append(drifted, "metadata.labels")
+	}
+	if templateDrifted(desired, live) {
+		drifted = append(drifted, "spec.template")
+	}
+	return drifted
+}
+
+func templateDrifted(desired, live *appsv1.Deployment) bool {
+	return len(live.Spec.Template.Spec.Containers) != len(desired.Spec.Template.Spec.Containers) ||
+		!equality.Semantic.DeepDerivative(desired.Spec.Template, live.Spec.Template)
+}
+
+// setManagedFields copies the fields this controller manages from desired into updated (a
+// DeepCopy of the live Deployment), leaving everything else as it is.
+func setManagedFields(updated, desired *appsv1.Deployment) {
+	updated.Spec.Replicas = desired.Spec.Replicas
+	if updated.Labels == nil {
+		updated.Labels = map[string]string{}
+	}
+	maps.Copy(updated.Labels, desired.Labels)
+	if templateDrifted(desired, updated) {
+		// Replace the template, but keep annotations others put there: `kubectl rollout restart`
+		// works by setting one, and dropping it would start another rollout.
+		annotations := updated.Spec.Template.Annotations
+		updated.Spec.Template = *desired.Spec.Template.DeepCopy()
+		updated.Spec.Template.Annotations = annotations
+	}
+}
+
+// createDeployment creates the Foo's Deployment. It returns the created Deployment, or nil when
+// this sync ends here: the Foo is gone or going (nothing to build), or the API server refused
+// the create (reported on the Foo, and the error returned for a retry with backoff).
+func (c *Controller) createDeployment(ctx context.Context, foo *samplev1alpha1.Foo) (*appsv1.Deployment, error) {
+	logger := klog.FromContext(ctx)
+	if foo.Status.ObservedGeneration > 0 {
+		// We reported on this Foo before, so its Deployment existed and was deleted: perhaps by
+		// the garbage collector, right after the Foo itself. The two watches keep no order between
+		// them, so the cache can still hold a Foo the API server has deleted. Re-creating would
+		// start pods the collector then deletes; ask the API server first. (A new Foo has no
+		// status yet: its first create costs no extra request.)
+		if exists, err := c.fooStillExists(ctx, foo); err != nil || !exists {
+			return nil, err
+		}
+	}
+	// POST /apis/apps/v1/namespaces/NS/deployments
+	logger.V(2).Info("Deployment does not exist; creating it", "deployment", klog.KRef(foo.Namespace, foo.Spec.DeploymentName))
+	deployment, err := c.kubeclientset.AppsV1().Deployments(foo.Namespace).Create(ctx, newDeployment(foo),
+		metav1.CreateOptions{FieldManager: controllerAgentName})
+	switch {
+	case apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
+		// The namespace is being deleted, and the Foo with it: nothing to build, report or retry.
+		logger.V(2).Info("Namespace is terminating; not creating the Deployment")
+		return nil, nil
+	case isRejection(err):
+		return nil, c.reportRejection(ctx, foo, nil, "creating", err)
+	case err != nil:
+		// AlreadyExists means our cache is behind; the retry reads the newer cache.
+		return nil, fmt.Errorf("creating Deployment %s/%s: %w", foo.Namespace, foo.Spec.DeploymentName, err)
+	}
+	c.recorder.Eventf(foo, corev1.EventTypeNormal, samplev1alpha1.EventReasonDeploymentCreated, "Created Deployment %s", deployment.Name)
+	return deployment, nil
+}
+
+// fooStillExists asks the API server, not the cache, whether the Foo still exists as the same
+// object (same UID) and is not being deleted.
+func (c *Controller) fooStillExists(ctx context.Context, foo *samplev1alpha1.Foo) (bool, error) {
+	// GET /apis/samplecontroller.example.com/v1alpha1/namespaces/NS/foos/NAME
+	live, err := c.sampleclientset.SamplecontrollerV1alpha1().Foos(foo.Namespace).Get(ctx, foo.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		klog.FromContext(ctx).V(2).Info("Foo is gone from the API server though still in the cache; not re-creating its Deployment")
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("checking that Foo %s/%s still exists before re-creating its Deployment: %w", foo.Namespace, foo.Name, err)
+	case live.UID != foo.UID || live.DeletionTimestamp != nil:
+		klog.FromContext(ctx).V(2).Info("Foo was deleted or replaced since the cache saw it; not re-creating its Deployment")
+		return false, nil
+	}
+	return true, nil
+}
+
+// selectorMismatch tells whether the live Deployment selects other pods than the Foo's. A
+// Deployment's selector cannot be changed after creation (the API server answers 422), so it is
+// not part of drift repair: such a Deployment (recreated by someone with our ownerReference, or
+// made by an older version of this controller) is reported, for a person to delete.
+func selectorMismatch(desired, live *appsv1.Deployment) bool {
+	return !equality.Semantic.DeepEqual(live.Spec.Selector, desired.Spec.Selector)
+}
+
+// repairDrift puts back the fields this controller manages when someone (a user, another tool)
+// changed them. It writes with Update (PUT) on a DeepCopy of the cached object rather than with
+// server-side apply: the copy carries the resourceVersion we read, so a Deployment changed since
+// gets a 409 Conflict instead of having a change we have not seen overwritten; and
+// driftedFields decides locally whether a write is needed at all, which is what makes a converged
+// Foo cost zero writes. It returns the Deployment as it now is, or nil when the API server
+// refused the update (reported on the Foo, and the error returned for a retry with backoff).
+func (c *Controller) repairDrift(ctx context.Context, foo *samplev1alpha1.Foo, desired, deployment *appsv1.Deployment) (*appsv1.Deployment, error) {
+	logger := klog.FromContext(ctx)
+	drifted := driftedFields(desired, deployment)
+	if len(drifted) == 0 {
+		logger.V(4).Info("Deployment matches the Foo's spec", "deployment", klog.KObj(deployment))
+		return deployment, nil
+	}
+	updated := deployment.DeepCopy()
+	setManagedFields(updated, desired)
+	logger.V(2).Info("Deployment differs from the Foo's spec; updating it", "deployment", klog.KObj(deployment), "drifted", drifted)
+	// PUT /apis/apps/v1/namespaces/NS/deployments/NAME
+	updated, err := c.kubeclientset.AppsV1().Deployments(foo.Namespace).Update(ctx, updated,
+		metav1.UpdateOptions{FieldManager: controllerAgentName})
+	if isRejection(err) {
+		// e.g. an admission policy capping replicas.
+		return nil, c.reportRejection(ctx, foo, deployment, "updating", err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("updating Deployment %s/%s: %w", foo.Namespace, foo.Spec.DeploymentName, err)
+	}
+	c.recorder.Eventf(foo, corev1.EventTypeNormal, samplev1alpha1.EventReasonDeploymentUpdated, "Updated Deployment %s to match the Foo's spec (%s)",
+		updated.Name, strings.Join(drifted, ", "))
+	return updated, nil
+}

@@ -1,0 +1,202 @@
+// The Foo's status: the Ready condition, read from the Deployment or from what went wrong (a
+// Deployment that is not ours, a refused write, an invalid spec), and the one write that reports
+// it through the /status subresource, made only when something changed.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/klog/v2"
+
+	samplev1alpha1 "example.com/sample-controller/pkg/apis/samplecontroller/v1alpha1"
+)
+
+// newReadyCondition builds the Ready condition for this generation of the Foo.
+func newReadyCondition(foo *samplev1alpha1.Foo, status metav1.ConditionStatus, reason, message string) metav1.Condition {
+	return metav1.Condition{
+		Type:               samplev1alpha1.ConditionReady,
+		Status:             status,
+		Reason:             reason,
+		Message:            message,
+		ObservedGeneration: foo.Generation,
+	}
+}
+
+// deploymentReadyCondition reads the Deployment's status. The Deployment controller (in
+// kube-controller-manager) writes that status; we only interpret it. A Deployment is ready
+// when its controller has seen its latest spec (status.observedGeneration) and every desired
+// replica is updated and available, with no old pods left over.
+func deploymentReadyCondition(foo *samplev1alpha1.Foo, d *appsv1.Deployment) metav1.Condition {
+	want := desiredReplicas(foo)
+	progress := fmt.Sprintf("%d of %d replicas available", d.Status.AvailableReplicas, want)
+	// Zero replicas need no rollout: a Deployment asked for none is ready as soon as none of its
+	// pods is left, whether or not the Deployment controller has looked at it yet. (A new Foo
+	// with replicas 0 is then Ready in its first status write, with no second write to follow.)
+	observed := d.Status.ObservedGeneration >= d.Generation || (want == 0 && d.Status.Replicas == 0)
+	if observed && d.Status.UpdatedReplicas == want &&
+		d.Status.AvailableReplicas == want && d.Status.Replicas == want {
+		return newReadyCondition(foo, metav1.ConditionTrue, samplev1alpha1.ReasonDeploymentAvailable, "Deployment "+d.Name+": "+progress)
+	}
+	// ReplicaFailure: the Deployment's ReplicaSet cannot create pods (a ResourceQuota, Pod
+	// Security admission, a webhook). The Deployment controller copies the ReplicaSet's condition
+	// at once; without it, the Foo would say "progressing" until the progress deadline (10 min).
+	for _, cond := range d.Status.Conditions {
+		if cond.Type == appsv1.DeploymentReplicaFailure && cond.Status == corev1.ConditionTrue {
+			return newReadyCondition(foo, metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentReplicaFailure,
+				"Deployment "+d.Name+": "+progress+": pods cannot be created: "+cond.Reason+": "+cond.Message)
+		}
+	}
+	for _, cond := range d.Status.Conditions {
+		if cond.Type == appsv1.DeploymentProgressing && cond.Status == corev1.ConditionFalse && cond.Reason == "ProgressDeadlineExceeded" {
+			return newReadyCondition(foo, metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentProgressDeadlineExceeded,
+				"Deployment "+d.Name+": "+progress+": "+cond.Message)
+		}
+	}
+	return newReadyCondition(foo, metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentProgressing, "Deployment "+d.Name+": "+progress)
+}
+
+// warningReasonFor names the Warning event to record when a Ready condition read from the
+// Deployment is new: a failure someone must act on. Progress and success are not warnings.
+func warningReasonFor(ready metav1.Condition) string {
+	switch ready.Reason {
+	case samplev1alpha1.ReasonDeploymentReplicaFailure, samplev1alpha1.ReasonDeploymentProgressDeadlineExceeded:
+		return ready.Reason
+	}
+	return ""
+}
+
+// isRejection tells a write the API server refused on its merits (422 Invalid from an admission
+// policy, 403 Forbidden from a ResourceQuota, a webhook or RBAC, 400 Bad Request, 413 too large)
+// from a hiccup that the next retry absorbs (409 Conflict, AlreadyExists, timeouts, 429, 5xx). A rejection is
+// something the Foo's owner must be told about: only they can change the spec, the policy or
+// the quota.
+func isRejection(err error) bool {
+	return apierrors.IsInvalid(err) || apierrors.IsForbidden(err) || apierrors.IsBadRequest(err) ||
+		apierrors.IsRequestEntityTooLargeError(err)
+}
+
+// reportRejection puts the API server's refusal on the Foo: Ready=False with reason
+// DeploymentRejected and the server's own message, and a Warning Event when it is new.
+// It still returns the error, so that the queue retries with backoff: a quota can free up and a
+// policy can change, and this controller watches neither. Once maxRetries is reached the key is
+// dropped until the next resync or the next change to the Foo or its Deployment; the status
+// keeps saying why.
+//
+// The message is renewed only when the spec, the verb or the kind of refusal (Invalid,
+// Forbidden, ...) changes. Every status write comes back as a Foo update event, which enqueues
+// the key at once, past the backoff; a refusal worded differently on each attempt (a webhook
+// naming a request ID, a quota's changing usage) would otherwise become a write-and-retry loop
+// at the client's full QPS. The controller's log has every attempt's answer.
+func (c *Controller) reportRejection(ctx context.Context, foo *samplev1alpha1.Foo, deployment *appsv1.Deployment, verb string, err error) error {
+	kind := fmt.Sprintf("the API server refused %s Deployment %s (%s): ", verb, foo.Spec.DeploymentName, apierrors.ReasonForError(err))
+	msg := kind + truncate(err.Error(), maxRejectionMessage)
+	if prev := meta.FindStatusCondition(foo.Status.Conditions, samplev1alpha1.ConditionReady); prev != nil &&
+		prev.Reason == samplev1alpha1.ReasonDeploymentRejected && prev.ObservedGeneration == foo.Generation &&
+		strings.HasPrefix(prev.Message, kind) {
+		msg = prev.Message
+	}
+	cond := newReadyCondition(foo, metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentRejected, msg)
+	return errors.Join(fmt.Errorf("%s Deployment %s/%s: %w", verb, foo.Namespace, foo.Spec.DeploymentName, err),
+		c.updateFooStatus(ctx, foo, deployment, cond, samplev1alpha1.ReasonDeploymentRejected))
+}
+
+// maxRejectionMessage bounds the server's answer quoted in a condition (the schema allows 32768
+// characters in a condition message; a webhook may answer with more).
+const maxRejectionMessage = 4096
+
+// truncate cuts s to at most max bytes without splitting a UTF-8 character.
+func truncate(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}
+
+// updateFooStatus computes the Foo's new status from what we observed and writes it through
+// the /status subresource, but only if it differs semantically from the status the Foo has:
+// a Foo that is already converged costs no API request at all. When warningReason is set and
+// the write changed the Ready condition's reason or message, a Warning event with that reason
+// is recorded: a problem that persists across syncs is announced once, not on every resync, and
+// not before the status that records it is written (a failed write is retried, and would
+// otherwise announce it again on each attempt).
+func (c *Controller) updateFooStatus(ctx context.Context, foo *samplev1alpha1.Foo, deployment *appsv1.Deployment,
+	ready metav1.Condition, warningReason string) error {
+	// DeepCopy: foo is the cache's object. Modifying it in place would change what every other
+	// reader of the cache sees, and would make the comparison below always "equal".
+	fooCopy := foo.DeepCopy()
+	fooCopy.Status.ObservedGeneration = foo.Generation
+	fooCopy.Status.AvailableReplicas = 0
+	if deployment != nil {
+		fooCopy.Status.AvailableReplicas = deployment.Status.AvailableReplicas
+	}
+	previous := meta.FindStatusCondition(foo.Status.Conditions, samplev1alpha1.ConditionReady)
+	// SetStatusCondition keeps lastTransitionTime when the condition's status did not change.
+	meta.SetStatusCondition(&fooCopy.Status.Conditions, ready)
+
+	if equality.Semantic.DeepEqual(foo.Status, fooCopy.Status) {
+		klog.FromContext(ctx).V(4).Info("Status unchanged; no write needed")
+		return nil
+	}
+
+	// PUT /apis/samplecontroller.example.com/v1alpha1/namespaces/NS/foos/NAME/status
+	// The status subresource changes status only (the spec in our copy is ignored), and the
+	// main resource ignores status changes: users own spec, the controller owns status.
+	klog.FromContext(ctx).V(2).Info("Status changed; updating it", "ready", ready.Status, "reason", ready.Reason,
+		"availableReplicas", fooCopy.Status.AvailableReplicas)
+	_, err := c.sampleclientset.SamplecontrollerV1alpha1().Foos(foo.Namespace).UpdateStatus(ctx, fooCopy,
+		metav1.UpdateOptions{FieldManager: controllerAgentName})
+	if apierrors.IsNotFound(err) {
+		return nil // deleted while we worked; nothing left to report on
+	}
+	if err != nil {
+		return err
+	}
+	if warningReason != "" && (previous == nil || previous.Reason != ready.Reason || previous.Message != ready.Message) {
+		c.recorder.Event(foo, corev1.EventTypeWarning, warningReason, ready.Message)
+	}
+	return nil
+}
+
+// invalidSpecCondition reports a spec the controller cannot act on, or nil. The CRD's schema
+// rejects a bad deploymentName at admission; this is for a cluster running an older CRD without
+// that schema. Retrying cannot fix a spec, so the sync reports it and ends: the next edit of the
+// Foo brings the key back.
+func invalidSpecCondition(foo *samplev1alpha1.Foo) *metav1.Condition {
+	msgs := validation.IsDNS1123Subdomain(foo.Spec.DeploymentName)
+	if len(msgs) == 0 {
+		return nil
+	}
+	cond := newReadyCondition(foo, metav1.ConditionFalse, samplev1alpha1.ReasonInvalidSpec,
+		fmt.Sprintf("spec.deploymentName %q is not a valid Deployment name: %v", foo.Spec.DeploymentName, msgs))
+	return &cond
+}
+
+// notOwnedCondition reports a Deployment of the Foo's name that someone else controls. The
+// controller never touches it and does not retry (retrying could not succeed): when that
+// Deployment is deleted, handleDeployment brings the Foo back through the deploymentName index.
+func notOwnedCondition(foo *samplev1alpha1.Foo, deployment *appsv1.Deployment) metav1.Condition {
+	return newReadyCondition(foo, metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentNotOwned,
+		fmt.Sprintf("Deployment %s already exists and is not controlled by this Foo; delete it, or recreate the Foo with another spec.deploymentName", deployment.Name))
+}
+
+// selectorMismatchCondition says what to do about a Deployment whose selector is not the Foo's.
+func selectorMismatchCondition(foo *samplev1alpha1.Foo, desired, deployment *appsv1.Deployment) metav1.Condition {
+	return newReadyCondition(foo, metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentSelectorMismatch,
+		fmt.Sprintf("Deployment %s selects pods by %q, but this Foo's pods are labelled %q, and a Deployment's selector cannot be changed: delete the Deployment, and the controller creates it again with the right selector",
+			deployment.Name, metav1.FormatLabelSelector(deployment.Spec.Selector), metav1.FormatLabelSelector(desired.Spec.Selector)))
+}
