@@ -97,6 +97,8 @@ type Controller struct {
 
 	// syncHandler is syncFoo; a field so that tests can drive the worker loop with their own.
 	syncHandler func(ctx context.Context, key cache.ObjectName) error
+	// conflictRetryDelay is how long a key whose write met a 409 Conflict waits before its retry.
+	conflictRetryDelay time.Duration
 
 	// Events are recorded asynchronously and sent through eventsClient: a client of its own,
 	// so that events never wait in the client-side rate limiter behind (or delay) the writes
@@ -149,6 +151,7 @@ func NewController(
 		recorder:         recorder,
 	}
 	c.syncHandler = c.syncFoo
+	c.conflictRetryDelay = 100 * time.Millisecond
 
 	// An index is a second key the cache can look objects up by, kept up to date as the watch
 	// delivers changes. Indexers must be added before the informer starts.
@@ -398,10 +401,12 @@ func (c *Controller) handleErr(ctx context.Context, err error, key cache.ObjectN
 
 	case apierrors.IsConflict(err):
 		// 409 Conflict: we wrote with a resourceVersion that is no longer current (optimistic
-		// concurrency). Nothing is wrong; our cache was behind. Retry once the cache catches up.
+		// concurrency): our cache was behind, nothing is wrong. The newer version's watch event
+		// brings the key back anyway; this requeue is the safety net. It neither grows the key's
+		// backoff nor counts toward maxRetries: those are for errors.
 		logger.V(4).Info("Conflict writing; requeueing", "foo", key, "err", err)
 		metrics.ReconcileTotal.WithLabelValues(metrics.ResultConflict).Inc()
-		c.workqueue.AddRateLimited(key)
+		c.workqueue.AddAfter(key, c.conflictRetryDelay)
 
 	case c.workqueue.NumRequeues(key) < maxRetries:
 		logger.Error(err, "Error syncing Foo; requeueing", "foo", key, "retries", c.workqueue.NumRequeues(key))

@@ -665,10 +665,10 @@ func TestSyncFooStatusConflictIsReturnedAndRequeuedQuietly(t *testing.T) {
 	f.controller.workqueue.Add(cache.MetaObjectToName(foo))
 	_, ctx := ktesting.NewTestContext(t)
 	f.controller.processNextWorkItem(ctx)
-	if n := f.controller.workqueue.NumRequeues(cache.MetaObjectToName(foo)); n != 1 {
-		t.Errorf("NumRequeues = %d, want 1: a conflict is retried", n)
+	if n := f.controller.workqueue.NumRequeues(cache.MetaObjectToName(foo)); n != 0 {
+		t.Errorf("NumRequeues = %d, want 0: a conflict is not an error", n)
 	}
-	waitForQueueLen(t, f.controller.workqueue, 1)
+	waitForQueueLen(t, f.controller.workqueue, 1) // retried after conflictRetryDelay
 }
 
 // A write the API server refuses on its merits (a quota, an admission policy, RBAC) is told to
@@ -913,7 +913,7 @@ func TestWorkerLoop(t *testing.T) {
 	}{
 		{"success forgets the key", nil, 1, 0, 0},
 		{"an error requeues with backoff", errors.New("boom"), 1, 1, 1},
-		{"a conflict requeues", apierrors.NewConflict(samplev1alpha1.Resource("foos"), "test", errors.New("modified")), 1, 1, 1},
+		{"a conflict requeues, without growing the backoff", apierrors.NewConflict(samplev1alpha1.Resource("foos"), "test", errors.New("modified")), 1, 1, 0},
 		{"still retried at the cap", errors.New("boom"), maxRetries, 1, maxRetries},
 		{"dropped after the cap", errors.New("boom"), maxRetries + 1, 0, 0},
 	}
@@ -922,6 +922,7 @@ func TestWorkerLoop(t *testing.T) {
 			f := newFixture(t, nil, nil)
 			c := f.controller
 			c.workqueue = fastQueue()
+			c.conflictRetryDelay = 0
 			var calls atomic.Int32
 			c.syncHandler = func(ctx context.Context, k cache.ObjectName) error {
 				calls.Add(1)
@@ -938,7 +939,7 @@ func TestWorkerLoop(t *testing.T) {
 					t.Fatalf("round %d: worker stopped", i)
 				}
 			}
-			time.Sleep(10 * time.Millisecond) // let a zero-delay AddRateLimited land
+			// A zero delay (fastQueue, conflictRetryDelay 0) requeues synchronously: no wait needed.
 			if int(calls.Load()) != tc.rounds {
 				t.Errorf("syncHandler called %d times, want %d", calls.Load(), tc.rounds)
 			}
@@ -949,6 +950,39 @@ func TestWorkerLoop(t *testing.T) {
 				t.Errorf("NumRequeues = %d, want %d", got, tc.wantRetry)
 			}
 		})
+	}
+}
+
+// Conflicts do not use up the retry budget that is there for real errors: a key that met
+// conflicts between its errors is still retried up to maxRetries errors.
+func TestConflictsDoNotCountTowardMaxRetries(t *testing.T) {
+	key := cache.NewObjectName("default", "test")
+	f := newFixture(t, nil, nil)
+	c := f.controller
+	c.workqueue = fastQueue()
+	c.conflictRetryDelay = 0
+	conflict := apierrors.NewConflict(samplev1alpha1.Resource("foos"), "test", errors.New("modified"))
+	var results []error
+	for range maxRetries {
+		results = append(results, errors.New("boom"), conflict)
+	}
+	var calls atomic.Int32
+	c.syncHandler = func(context.Context, cache.ObjectName) error {
+		return results[calls.Add(1)-1]
+	}
+	_, ctx := ktesting.NewTestContext(t)
+	c.workqueue.Add(key)
+	for i := range results {
+		if c.workqueue.Len() != 1 {
+			t.Fatalf("after %d syncs the key is gone (NumRequeues %d): conflicts used up the retry budget", i, c.workqueue.NumRequeues(key))
+		}
+		c.processNextWorkItem(ctx)
+	}
+	if got := c.workqueue.NumRequeues(key); got != maxRetries {
+		t.Errorf("NumRequeues = %d, want %d: one per error, none per conflict", got, maxRetries)
+	}
+	if c.workqueue.Len() != 1 {
+		t.Errorf("the key was dropped after %d errors and %d conflicts; want it still queued", maxRetries, maxRetries)
 	}
 }
 
