@@ -86,18 +86,12 @@ func isRejection(err error) bool {
 		apierrors.IsRequestEntityTooLargeError(err)
 }
 
-// reportRejection puts the API server's refusal on the Foo: Ready=False with reason
-// DeploymentRejected and the server's own message, and a Warning Event when it is new.
-// It still returns the error, so that the queue retries with backoff: a quota can free up and a
-// policy can change, and this controller watches neither. Once maxRetries is reached the key is
-// dropped until the next resync or the next change to the Foo or its Deployment; the status
-// keeps saying why.
-//
-// The message is renewed only when the spec, the verb or the kind of refusal (Invalid,
-// Forbidden, ...) changes. Every status write comes back as a Foo update event, which enqueues
-// the key at once, past the backoff; a refusal worded differently on each attempt (a webhook
-// naming a request ID, a quota's changing usage) would otherwise become a write-and-retry loop
-// at the client's full QPS. The controller's log has every attempt's answer.
+// reportRejection puts the API server's refusal on the Foo (Ready=False, DeploymentRejected, the
+// server's message; a Warning Event when new) and still returns the error, so the queue retries
+// with backoff: a quota can free up and a policy can change, and we watch neither.
+// The message is renewed only when the spec, the verb or the kind of refusal changes: each status
+// write comes back as an update event that requeues the key past the backoff, so a refusal worded
+// differently each time (a request ID in it) would otherwise loop at full QPS.
 func (c *Controller) reportRejection(ctx context.Context, foo *samplev1alpha1.Foo, deployment *appsv1.Deployment, verb string, err error) error {
 	kind := fmt.Sprintf("the API server refused %s Deployment %s (%s): ", verb, foo.Spec.DeploymentName, apierrors.ReasonForError(err))
 	msg := kind + truncate(err.Error(), maxRejectionMessage)

@@ -127,7 +127,7 @@ func TestDriftIsReverted(t *testing.T) {
 			return false, err.Error()
 		}
 		img := d.Spec.Template.Spec.Containers[0].Image
-		return img == "nginx:1.27", img
+		return img == "nginxinc/nginx-unprivileged:1.27", img // the controller's fooImage
 	})
 	mustKubectl(t, "label", "deployment/drift", "-n", ns, "samplecontroller.example.com/foo-")
 	eventually(t, p, 30*time.Second, "the label to be restored", func() (bool, string) {
@@ -375,7 +375,7 @@ func TestKilledAndRestartedConverges(t *testing.T) {
 		}
 		return len(list.Items) >= 5, fmt.Sprint(len(list.Items))
 	})
-	p.kill()
+	p.Kill()
 	list, _ := kubeClient.AppsV1().Deployments(ns).List(context.Background(), metav1.ListOptions{})
 	if len(list.Items) == n {
 		t.Fatalf("all %d Deployments existed before the kill; the test did not kill mid-work", n)
@@ -420,7 +420,7 @@ func TestConvergedClusterCostsNoWrites(t *testing.T) {
 	}
 	time.Sleep(time.Second) // let the last status write's watch event come back
 	mark := auditMark(t)
-	resyncsBefore := strings.Count(p.log(), `event="resync"`)
+	resyncsBefore := strings.Count(p.Log(), `event="resync"`)
 	time.Sleep(10 * time.Second) // two and a half resync periods
 	reqs := controllerRequestsSince(t, mark, ns)
 	if w := writesOf(reqs); len(w) > 0 {
@@ -429,7 +429,7 @@ func TestConvergedClusterCostsNoWrites(t *testing.T) {
 	if len(reqs) > 0 {
 		t.Errorf("the controller made %d requests at rest, want none (it reads from its cache): %v", len(reqs), reqs)
 	}
-	if resyncs := strings.Count(p.log(), `event="resync"`) - resyncsBefore; resyncs < 10 {
+	if resyncs := strings.Count(p.Log(), `event="resync"`) - resyncsBefore; resyncs < 10 {
 		t.Errorf("only %d resync syncs happened in the window, want at least 10 (2 periods x 5 Foos): the test measured nothing", resyncs)
 	}
 }
