@@ -302,8 +302,9 @@ func (c *Controller) resolveControllerRef(namespace string, ref *metav1.OwnerRef
 	return foo
 }
 
-// HasSynced reports whether both informers' caches hold every object (the initial list). It is the readiness probe:
-// a standby replica (not the leader) also keeps its caches warm, and is ready to take over.
+// HasSynced reports whether both informers' caches hold every object (the initial list). It is
+// the readiness probe: a standby replica (not the leader) also keeps its caches warm, and is
+// ready to take over.
 func (c *Controller) HasSynced() bool {
 	return c.deploymentsSynced() && c.foosSynced()
 }
