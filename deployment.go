@@ -29,8 +29,8 @@ const (
 	fooLabel = "samplecontroller.example.com/foo"
 )
 
-// desiredReplicas is spec.replicas. The CRD defaults it to 1 at admission; the nil check
-// covers objects stored before that default existed.
+// desiredReplicas is spec.replicas. The API server defaults it to 1 (from the CRD's schema, as it
+// decodes the request); the nil check covers objects stored before that default existed.
 func desiredReplicas(foo *samplev1alpha1.Foo) int32 {
 	if foo.Spec.Replicas == nil {
 		return 1

@@ -167,7 +167,7 @@ func (c *Controller) updateFooStatus(ctx context.Context, foo *samplev1alpha1.Fo
 }
 
 // invalidSpecCondition reports a spec the controller cannot act on, or nil. The CRD's schema
-// rejects a bad deploymentName at admission; this is for a cluster running an older CRD without
+// rejects a bad deploymentName when the API server validates a write; this is for a cluster running an older CRD without
 // that schema. Retrying cannot fix a spec, so the sync reports it and ends: the next edit of the
 // Foo brings the key back.
 func invalidSpecCondition(foo *samplev1alpha1.Foo) *metav1.Condition {

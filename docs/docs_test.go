@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -31,7 +32,30 @@ import (
 // in a package it must be declared at the top level. A repository path has an extension (a
 // folder: a trailing "/" and a first folder that exists), so that `key: value` prose is not
 // taken for a reference.
+//
+// Diagrams (```mermaid blocks, in the walkthrough and in the README) are not in that notation, so
+// their code names are found by their shape. A word in a diagram is taken for code when it is
+//
+//	Forget(key), Get()             written as a call: a name with "(" right after it (and a lower-case letter)
+//	enqueueFoo, resourceVersion    in lower camel case
+//	AddRateLimited, RESTMapper     capitalised with another capital after the first letter (not a plural acronym: UIDs)
+//
+// and must then be declared in this repository's Go code (any declaration, methods and fields
+// included, tests and generated code too) or in a package the walkthrough references, or be the
+// value of a string constant declared there (a condition reason: DeploymentNotOwned). A lower
+// camel case name may also be the JSON name of a Go field (resourceVersion: ResourceVersion).
+// Plain words (Deployment, Pods), capitals (GET, NS, and so node IDs) and the diagram's first
+// line (its type) are not code; diagramProse lists the few mixed-case words that are not code either.
 const walkthrough = "walkthrough.md"
+
+// diagramFiles are the files, relative to the repository's root, whose diagrams are checked.
+var diagramFiles = []string{"docs/" + walkthrough, "README.md"}
+
+// diagramProse are mixed-case words that diagrams may use as words, not as code.
+var diagramProse = map[string]bool{"OpenAPI": true}
+
+// minDiagramNames keeps the diagram check from passing because it stopped finding names.
+const minDiagramNames = 30
 
 // minReferences keeps the test from passing because the notation stopped matching anything.
 const minReferences = 40
@@ -48,6 +72,12 @@ var (
 	mdLink = regexp.MustCompile(`\]\(([^)#\s:]+)(?:#[^)]*)?\)`)
 	// tourSection is a "quoted" title in an *In the tour:* paragraph: a section of hack/tour.sh.
 	tourSection = regexp.MustCompile(`"([^"]+)"`)
+	// word is a Go-identifier-like word of a diagram.
+	word = regexp.MustCompile(`\b[A-Za-z_][A-Za-z0-9_]*\b`)
+	// acronymPlural is GVKs, UIDs: capitals and a plural s, prose rather than code.
+	acronymPlural = regexp.MustCompile(`^[A-Z]+s$`)
+	// mermaidStyle is a mermaid line that styles rather than says something.
+	mermaidStyle = regexp.MustCompile(`^\s*(?:%%|classDef\b|class\b|style\b|linkStyle\b|click\b)`)
 )
 
 type ref struct {
@@ -104,6 +134,8 @@ func TestWalkthroughReferencesExist(t *testing.T) {
 		}
 	}
 
+	// Every declaration of the referenced packages: the diagrams may name them too.
+	declared := []*decls{}
 	if len(pkgRefs) > 0 {
 		dirs, err := packageDirs(t, root, sortedKeys(pkgRefs))
 		if err != nil {
@@ -115,6 +147,7 @@ func TestWalkthroughReferencesExist(t *testing.T) {
 				t.Errorf("%s: %v", path, err)
 				continue
 			}
+			declared = append(declared, decls)
 			for _, r := range pkgRefs[path] {
 				if !decls.has(r.name, false) {
 					t.Errorf("%s: %s is not declared in package %s (%s)", r, r.name, path, dirs[path])
@@ -129,11 +162,125 @@ func TestWalkthroughReferencesExist(t *testing.T) {
 		t.Errorf("found only %d references (%d in this repository, %d in packages); want at least %d, 10 and 10: "+
 			"has the notation changed?", len(refs), inRepo, inPackages, minReferences)
 	}
+
+	repo, err := repositoryDecls(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkDiagrams(t, root, append(declared, repo))
+}
+
+// checkDiagrams checks that every code name in a diagram (see the comment on walkthrough) is
+// declared in one of declared.
+func checkDiagrams(t *testing.T, root string, declared []*decls) {
+	t.Helper()
+	known := func(name string) bool {
+		for _, d := range declared {
+			if d.any[name] || d.values[name] {
+				return true
+			}
+		}
+		return false
+	}
+	for _, file := range diagramFiles {
+		names, diagrams, err := diagramNames(filepath.Join(root, filepath.FromSlash(file)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range names {
+			if !known(n.name) && !(isLowerCamel(n.name) && known(upperFirst(n.name))) {
+				t.Errorf("%s:%d: the diagram names %s, which is declared neither in this repository's Go code nor in "+
+					"a package the walkthrough references (not code? write it as plain words, or see diagramProse in docs_test.go)",
+					file, n.line, n.name)
+			}
+		}
+		t.Logf("checked %d code names in %d diagrams of %s", len(names), diagrams, file)
+		if diagrams == 0 || (file == diagramFiles[0] && len(names) < minDiagramNames) {
+			t.Errorf("%s: found %d diagrams and %d code names in them; want at least one diagram and, in the "+
+				"walkthrough, %d names: has the notation changed?", file, diagrams, len(names), minDiagramNames)
+		}
+	}
+}
+
+// diagramNames returns the words of the ```mermaid blocks of a Markdown file that are taken
+// for code, and the number of such blocks.
+func diagramNames(path string) (names []ref, diagrams int, err error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	inFence, inDiagram, sawType := false, false, false
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		if fence := strings.TrimSpace(line); strings.HasPrefix(fence, "```") {
+			inFence = !inFence
+			inDiagram = inFence && strings.TrimSpace(strings.TrimPrefix(fence, "```")) == "mermaid"
+			if inDiagram {
+				diagrams++
+				sawType = false
+			}
+			continue
+		}
+		if !inDiagram || strings.TrimSpace(line) == "" || mermaidStyle.MatchString(line) {
+			continue
+		}
+		if !sawType { // flowchart LR, sequenceDiagram: the diagram's type
+			sawType = true
+			continue
+		}
+		for _, m := range word.FindAllStringIndex(line, -1) {
+			name := line[m[0]:m[1]]
+			isCall := m[1] < len(line) && line[m[1]] == '(' && strings.ToUpper(name) != name
+			if isCall || (isMixedCase(name) && !diagramProse[name]) {
+				names = append(names, ref{line: n, location: path, name: name})
+			}
+		}
+	}
+	return names, diagrams, sc.Err()
+}
+
+// isMixedCase: a lower-case letter, and a capital after the first letter (enqueueFoo,
+// DeltaFIFO), but not a plural acronym (UIDs).
+func isMixedCase(name string) bool {
+	return strings.ToUpper(name) != name && strings.ToLower(name[1:]) != name[1:] && !acronymPlural.MatchString(name)
+}
+
+func isLowerCamel(name string) bool { return name[0] >= 'a' && name[0] <= 'z' }
+
+func upperFirst(name string) string { return strings.ToUpper(name[:1]) + name[1:] }
+
+// repositoryDecls are the declarations of every Go file of the repository (nested modules, tests
+// and generated code included; folders starting with "." or "_" excluded). A file that does not
+// parse (someone is editing it) still gives the declarations before the error.
+func repositoryDecls(root string) (*decls, error) {
+	d := newDecls()
+	fset := token.NewFileSet()
+	err := filepath.WalkDir(root, func(path string, e os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if e.IsDir() {
+			if path != root && (strings.HasPrefix(e.Name(), ".") || strings.HasPrefix(e.Name(), "_") || e.Name() == "testdata") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") {
+			return nil
+		}
+		f, _ := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
+		if f != nil {
+			d.merge(astDecls(f))
+		}
+		return nil
+	})
+	return d, err
 }
 
 // parseReferences reads the references, file-only references included, relative links, and
-// the tour's sections named in "*In the tour:*" paragraphs, outside fenced code blocks (diagrams
-// and shell examples are not references).
+// the tour's sections named in "*In the tour:*" paragraphs, outside fenced code blocks (shell
+// examples are not references; diagrams are checked apart, by checkDiagrams).
 func parseReferences(t *testing.T, root, path string) (refs, links, tourSections []ref, malformed []string) {
 	t.Helper()
 	data, err := os.ReadFile(path)
@@ -330,10 +477,20 @@ type decls struct {
 	topLevel map[string]bool // funcs, types, vars, consts
 	members  map[string]bool // "Type.Method", "Interface.Method", "Struct.Field"
 	any      map[string]bool // every name above, members by their own name too
+	values   map[string]bool // the values of string constants
 }
 
 func newDecls() *decls {
-	return &decls{topLevel: map[string]bool{}, members: map[string]bool{}, any: map[string]bool{}}
+	return &decls{topLevel: map[string]bool{}, members: map[string]bool{}, any: map[string]bool{}, values: map[string]bool{}}
+}
+
+// merge adds o's names to d.
+func (d *decls) merge(o *decls) {
+	for _, m := range []struct{ dst, src map[string]bool }{{d.topLevel, o.topLevel}, {d.members, o.members}, {d.any, o.any}, {d.values, o.values}} {
+		for k := range m.src {
+			m.dst[k] = true
+		}
+	}
 }
 
 // has reports whether name is declared: "T.M" as a member, a plain name at the top level or,
@@ -363,11 +520,7 @@ func packageDecls(dir string) (*decls, error) {
 		if err != nil {
 			return nil, err
 		}
-		for _, m := range []struct{ dst, src map[string]bool }{{d.topLevel, fd.topLevel}, {d.members, fd.members}, {d.any, fd.any}} {
-			for k := range m.src {
-				m.dst[k] = true
-			}
-		}
+		d.merge(fd)
 	}
 	if len(d.topLevel) == 0 {
 		return nil, fmt.Errorf("no Go declarations in %s", dir)
@@ -380,6 +533,10 @@ func fileDecls(fset *token.FileSet, path string) (*decls, error) {
 	if err != nil {
 		return nil, err
 	}
+	return astDecls(f), nil
+}
+
+func astDecls(f *ast.File) *decls {
 	d := newDecls()
 	add := func(top string, member string) {
 		if member == "" {
@@ -407,14 +564,22 @@ func fileDecls(fset *token.FileSet, path string) (*decls, error) {
 						add(spec.Name.Name, member)
 					}
 				case *ast.ValueSpec:
-					for _, n := range spec.Names {
+					for i, n := range spec.Names {
 						add(n.Name, "")
+						if decl.Tok != token.CONST || i >= len(spec.Values) {
+							continue
+						}
+						if lit, ok := spec.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+							if v, err := strconv.Unquote(lit.Value); err == nil {
+								d.values[v] = true
+							}
+						}
 					}
 				}
 			}
 		}
 	}
-	return d, nil
+	return d
 }
 
 // receiverType is the base type name of a method receiver: T, *T, T[K], *T[K, V].

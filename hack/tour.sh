@@ -3,14 +3,14 @@
 #
 # Each step prints one line saying what it shows, then the exact command, then what came back
 # (trimmed to the fields that matter). It needs no controller: it is about the API itself.
-# docs/walkthrough.md explains the same concepts in the order a Foo's data flows.
+# docs/walkthrough.md explains the same concepts, with the code that uses them.
 #
 #   discovery    api-versions, api-resources, GET /api, /apis, /apis/GROUP/VERSION
-#   requests     who we are (authentication), what we may do (authorization), admission
-#                (defaulting, schema and CEL validation)
+#   requests     who we are (authentication), what we may do (authorization), defaulting while
+#                decoding, schema and CEL validation
 #   reads        GET one Foo and the list, with kubectl get --raw and with curl via kubectl proxy
 #   watch        a raw ?watch=true stream while a Foo is created, changed and deleted; the
-#                watch-list an informer starts with; 410 Gone for a too-old resourceVersion
+#                watch-list an informer starts with (client-go v0.37); 410 Gone for a too-old resourceVersion
 #   writes       POST, PUT, merge PATCH, server-side apply, DELETE
 #   subresources /status and /scale
 #   concurrency  409 Conflict for a write based on a stale resourceVersion
@@ -282,7 +282,7 @@ head -n 12 "$tmp/api-resources"
 say "... (trimmed)"
 run kubectl api-resources --api-group=$group -o wide
 
-step "Discovery, raw: GET /api lists the core group's versions, GET /apis every named group with its preferred version."
+step "Discovery, raw: GET /api lists the core group's versions, GET /apis every named group with its preferred version (a client asking for aggregated discovery gets every resource from these same two requests)."
 run kubectl get --raw /api
 echo
 show_cmd kubectl get --raw /apis
@@ -306,11 +306,11 @@ kubectl auth can-i create foos.$group -n "$namespace" --as=system:serviceaccount
 http 403 GET "$foos" -H "Impersonate-User: system:serviceaccount:$namespace:default"
 pick reason message code <<<"$body"
 
-# ---- 3. create, and admission ----------------------------------------------------------------
+# ---- 3. create: defaults and validation --------------------------------------------------------
 
-section "Writing: POST, and what admission does to it"
+section "Writing: POST, defaults and validation"
 
-step "POST creates a Foo. Admission defaults spec.replicas (we send none); the server sets uid, resourceVersion, generation."
+step "POST creates a Foo. Decoding fills in the schema's default for spec.replicas (we send none), before admission; the registry sets uid and generation, and the write's etcd revision is the resourceVersion."
 cat >"$tmp/foo.json" <<JSON
 {"apiVersion": "$gv", "kind": "Foo", "metadata": {"name": "tour-foo"}, "spec": {"deploymentName": "tour-foo"}}
 JSON
@@ -318,7 +318,7 @@ say "body: $(cat "$tmp/foo.json")"
 http 201 POST "$foos" -H 'Content-Type: application/json' --data-binary @"$tmp/foo.json"
 pick kind metadata.name metadata.uid metadata.resourceVersion metadata.generation spec <<<"$body"
 
-step "Admission rejects what the CRD's OpenAPI schema forbids (replicas above 1000): 422, nothing stored."
+step "Validation (the registry's, after mutating and before validating admission) rejects what the CRD's OpenAPI schema forbids (replicas above 1000): 422, nothing stored."
 http 422 POST "$foos" -H 'Content-Type: application/json' \
   --data-binary '{"apiVersion": "'"$gv"'", "kind": "Foo", "metadata": {"name": "too-big"}, "spec": {"deploymentName": "too-big", "replicas": 5000}}'
 pick reason message <<<"$body"
@@ -371,7 +371,7 @@ watch_pid=''
 say "what the stream carried (tour-foo is not in it: it was created before $list_rv):"
 events <"$tmp/watch.out"
 
-step "How an informer starts here: a watch-list (sendInitialEvents=true) replays the current objects as ADDED, then a BOOKMARK marks the end of that initial state."
+step "How an informer starts (as of client-go v0.37), with no LIST: a watch-list (sendInitialEvents=true) replays the current objects as ADDED, then a BOOKMARK marks the end of that initial state, and the same stream goes on."
 watchlist_url="$proxy$foos?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=2"
 run_watch() {
   show_cmd curl -sSN "$1"
@@ -379,7 +379,7 @@ run_watch() {
 }
 run_watch "$watchlist_url"
 
-step "A resourceVersion older than the server still remembers: one ERROR event, 410 Gone (Expired). A Reflector answers it by listing again (a relist)."
+step "A resourceVersion older than the server still remembers: one ERROR event, 410 Gone (Expired). A Reflector answers it with a new watch-list from the last resourceVersion it saw, which replays the current state."
 run_watch "$proxy$foos?watch=true&resourceVersion=1&timeoutSeconds=2"
 
 # ---- 6. the other writes -------------------------------------------------------------------
@@ -441,7 +441,7 @@ kubectl get foo tour-foo -n "$namespace"
 
 section "Optimistic concurrency: 409 Conflict"
 
-step "Read a Foo, let someone else change it, then PUT the stale copy: 409 Conflict, nothing overwritten (a controller re-reads and retries)."
+step "Read a Foo, let someone else change it, then PUT the stale copy: 409 Conflict, nothing overwritten (the controller retries the key after 100 ms, from its newer cache)."
 http 200 GET "$foos/tour-foo"
 cp "$tmp/body" "$tmp/stale.json"
 stale_rv="$(value metadata.resourceVersion <"$tmp/stale.json")"

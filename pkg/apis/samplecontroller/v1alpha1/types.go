@@ -5,7 +5,7 @@ import (
 )
 
 // The kubebuilder markers on these types become the CRD (artifacts/crd/): status and scale
-// subresources, printer columns, and the validation the API server applies at admission,
+// subresources, printer columns, and the validation the API server applies to every write,
 // before the controller ever sees a Foo.
 
 // MaxReplicas is the largest spec.replicas a Foo accepts. The API server enforces it (the CRD's
@@ -43,7 +43,7 @@ type FooSpec struct {
 	// deploymentName is the name of the Deployment the controller creates in the Foo's namespace.
 	// It must be a valid DNS-1123 subdomain and cannot be changed once set: to use another
 	// name, delete the Foo and create a new one (its old Deployment is then garbage-collected).
-	// Rejecting the change at admission, rather than renaming, means an owned Deployment is
+	// Rejecting the change when the API server validates it, rather than renaming, means an owned Deployment is
 	// never left behind under its old name.
 	// +required
 	// +kubebuilder:validation:MinLength=1
@@ -112,7 +112,7 @@ const (
 	// Foo's. A selector cannot be changed: the Deployment must be deleted (the controller then
 	// creates it again).
 	ReasonDeploymentSelectorMismatch = "DeploymentSelectorMismatch"
-	// ReasonInvalidSpec: the Foo got past admission with a spec the controller cannot act on
+	// ReasonInvalidSpec: the Foo got past validation with a spec the controller cannot act on
 	// (possible only with an older or hand-edited CRD without the schema's validation).
 	ReasonInvalidSpec = "InvalidSpec"
 )
