@@ -4,8 +4,8 @@
 #   BENCH_ARGS="--n=100,1000,5000 --memory-n=1000,10000" BENCH_NODES=12 hack/bench.sh
 #   make bench-smoke                    a small run (N=50) that only checks it still works
 # The cluster runs with kwokctl's --disable-qps-limits so that kube-controller-manager,
-# kube-scheduler and kwok keep up with the pods of the replicas-1 runs (see ../shared facts:
-# at their default QPS the cluster itself needs minutes for 1,000 Deployments).
+# kube-scheduler and kwok keep up with the pods of the replicas-1 runs (at their default QPS of
+# 20, the cluster itself needs about 4 minutes to make 1,000 Deployments available).
 # BENCH_NODES fake nodes take 110 pods each: use about N/100 + 2 for the largest --pods-n.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

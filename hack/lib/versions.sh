@@ -1,5 +1,5 @@
 # Versions of the local control plane and where its binaries are cached.
-# Sourced by the hack/ scripts; the Go side (test/e2e, hack/localcluster) reads the same
+# Sourced by the hack/ scripts; the Go side (test/e2e) reads the same
 # values from the environment these scripts export.
 
 K8S_VERSION="${K8S_VERSION:-v1.37.2}"
