@@ -19,15 +19,15 @@ func TestControllerStartedBeforeCRD(t *testing.T) {
 
 	const want = "install its CRD with `kubectl apply -f artifacts/crd/samplecontroller.example.com_foos.yaml`"
 	eventually(t, p, 30*time.Second, "the controller to say the CRD is missing", func() (bool, string) {
-		return strings.Contains(p.log(), want), p.logTail(3)
+		return strings.Contains(p.Log(), want), p.LogTail(3)
 	})
-	if strings.Contains(p.log(), "could not find the requested resource") {
-		t.Errorf("the log has the obscure informer error instead of only the clear message:\n%s", p.logTail(10))
+	if strings.Contains(p.Log(), "could not find the requested resource") {
+		t.Errorf("the log has the obscure informer error instead of only the clear message:\n%s", p.LogTail(10))
 	}
 
 	ensureCRD(t)
 	eventually(t, p, 30*time.Second, "the controller to find the Foo API", func() (bool, string) {
-		return strings.Contains(p.log(), "Foo API is served") && strings.Contains(p.log(), "Started workers"), p.logTail(3)
+		return strings.Contains(p.Log(), "Foo API is served") && strings.Contains(p.Log(), "Started workers"), p.LogTail(3)
 	})
 	createFoo(t, newFoo(ns, "late", "late", 1))
 	waitForFooConverged(t, p, ns, "late", 60*time.Second)

@@ -10,18 +10,12 @@
 package e2e
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -35,6 +29,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 
+	"example.com/sample-controller/internal/auditlog"
+	"example.com/sample-controller/internal/process"
 	samplev1alpha1 "example.com/sample-controller/pkg/apis/samplecontroller/v1alpha1"
 	clientset "example.com/sample-controller/pkg/generated/clientset/versioned"
 )
@@ -182,13 +178,10 @@ func newNamespace(t *testing.T) string {
 
 // ---- the controller process ----
 
+// controllerProcess is the controller binary running for one test.
 type controllerProcess struct {
-	t       *testing.T
-	cmd     *exec.Cmd
-	logPath string
-	exited  chan struct{}
-	mu      sync.Mutex
-	waitErr error
+	*process.Process
+	t *testing.T
 }
 
 // startController runs the controller binary with a kubeconfig, as a user would. On test
@@ -206,25 +199,17 @@ func startProcess(t *testing.T, cmd *exec.Cmd) *controllerProcess {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
+	proc, err := process.Start(cmd, logFile)
+	if err != nil {
 		t.Fatal(err)
 	}
-	p := &controllerProcess{t: t, cmd: cmd, logPath: logFile.Name(), exited: make(chan struct{})}
-	go func() {
-		err := cmd.Wait()
-		p.mu.Lock()
-		p.waitErr = err
-		p.mu.Unlock()
-		logFile.Close()
-		close(p.exited)
-	}()
+	p := &controllerProcess{Process: proc, t: t}
 	t.Cleanup(func() {
 		p.stop()
 		if t.Failed() {
-			t.Logf("controller log (%s), last 40 lines:\n%s", p.logPath, p.logTail(40))
+			t.Logf("controller log (%s), last 40 lines:\n%s", p.LogPath(), p.LogTail(40))
 		} else {
-			os.Remove(p.logPath)
+			os.Remove(p.LogPath())
 		}
 	})
 	return p
@@ -233,42 +218,9 @@ func startProcess(t *testing.T, cmd *exec.Cmd) *controllerProcess {
 // stop sends SIGTERM and waits; a graceful shutdown exits 0 within a few seconds.
 func (p *controllerProcess) stop() {
 	p.t.Helper()
-	select {
-	case <-p.exited:
-		return
-	default:
+	if err := p.Stop(20 * time.Second); err != nil {
+		p.t.Errorf("controller %v", err)
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		if p.waitErr != nil {
-			p.t.Errorf("controller exited with %v after SIGTERM, want status 0", p.waitErr)
-		}
-	case <-time.After(20 * time.Second):
-		_ = p.cmd.Process.Kill()
-		p.t.Errorf("controller did not exit within 20s of SIGTERM")
-	}
-}
-
-// kill ends the process with SIGKILL, as a crash or an OOM kill would.
-func (p *controllerProcess) kill() {
-	_ = p.cmd.Process.Kill()
-	<-p.exited
-}
-
-func (p *controllerProcess) log() string {
-	b, _ := os.ReadFile(p.logPath)
-	return string(b)
-}
-
-func (p *controllerProcess) logTail(n int) string {
-	lines := strings.Split(strings.TrimRight(p.log(), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // ---- waiting ----
@@ -290,7 +242,7 @@ func eventually(t *testing.T, p *controllerProcess, timeout time.Duration, what 
 		}
 		if p != nil {
 			select {
-			case <-p.exited:
+			case <-p.Exited():
 				t.Fatalf("controller exited while waiting for %s; last seen: %s", what, last)
 			default:
 			}
@@ -377,92 +329,37 @@ func isNotFound(err error) bool { return apierrors.IsNotFound(err) }
 
 // ---- what the API server saw: its audit log ----
 
-// auditEvent is the part of an audit.k8s.io/v1 Event the tests read.
-type auditEvent struct {
-	Stage     string `json:"stage"`
-	Verb      string `json:"verb"`
-	UserAgent string `json:"userAgent"`
-	User      struct {
-		Username string `json:"username"`
-	} `json:"user"`
-	ObjectRef *struct {
-		Resource    string `json:"resource"`
-		Namespace   string `json:"namespace"`
-		Name        string `json:"name"`
-		Subresource string `json:"subresource"`
-	} `json:"objectRef"`
-	ResponseStatus *struct {
-		Code int `json:"code"`
-	} `json:"responseStatus"`
-}
-
-func (e auditEvent) String() string {
-	s := e.Verb
-	if e.ObjectRef != nil {
-		s += " " + e.ObjectRef.Resource
-		if e.ObjectRef.Subresource != "" {
-			s += "/" + e.ObjectRef.Subresource
-		}
-		s += " " + e.ObjectRef.Namespace + "/" + e.ObjectRef.Name
-	}
-	if e.ResponseStatus != nil {
-		s += fmt.Sprintf(" -> %d", e.ResponseStatus.Code)
-	}
-	return s
-}
-
-// auditMark is a position in the audit log; requestsSince reads what came after it.
+// auditMark is a position in the audit log; controllerRequestsSince reads what came after it.
 func auditMark(t *testing.T) int64 {
 	t.Helper()
-	st, err := os.Stat(auditLogPath)
+	mark, err := auditlog.Mark(auditLogPath)
 	if err != nil {
-		t.Fatalf("the API server's audit log: %v", err)
+		t.Fatal(err)
 	}
-	return st.Size()
+	return mark
 }
 
 // forEachAuditLineSince calls fn with each line the audit log gained after mark.
 func forEachAuditLineSince(t *testing.T, mark int64, fn func(line []byte)) {
 	t.Helper()
-	f, err := os.Open(auditLogPath)
-	if err != nil {
+	if err := auditlog.EachLineSince(auditLogPath, mark, fn); err != nil {
 		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.Seek(mark, io.SeekStart); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	for sc.Scan() {
-		fn(sc.Bytes())
 	}
 }
 
 // controllerRequestsSince returns the completed requests the controller (recognised by its
 // user agent) made in namespace ns after mark.
-func controllerRequestsSince(t *testing.T, mark int64, ns string) []auditEvent {
+func controllerRequestsSince(t *testing.T, mark int64, ns string) []auditlog.Event {
 	t.Helper()
-	var out []auditEvent
-	forEachAuditLineSince(t, mark, func(line []byte) {
-		if !bytes.Contains(line, []byte(`"sample-controller/`)) {
-			return
-		}
-		var e auditEvent
-		if err := json.Unmarshal(line, &e); err != nil {
-			return // a line still being written
-		}
-		if e.Stage != "ResponseComplete" || !strings.HasPrefix(e.UserAgent, "sample-controller/") ||
-			e.ObjectRef == nil || e.ObjectRef.Namespace != ns {
-			return
-		}
-		out = append(out, e)
-	})
-	return out
+	events, err := auditlog.ControllerRequestsSince(auditLogPath, mark, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return events
 }
 
-func writesOf(events []auditEvent) []auditEvent {
-	var out []auditEvent
+func writesOf(events []auditlog.Event) []auditlog.Event {
+	var out []auditlog.Event
 	for _, e := range events {
 		switch e.Verb {
 		case "create", "update", "patch", "delete", "deletecollection":

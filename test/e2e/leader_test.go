@@ -152,40 +152,37 @@ func TestLeaderCutOffFromItsLeaseExits(t *testing.T) {
 	}
 	a := start()
 	eventually(t, a, 30*time.Second, "the first process to lead", func() (bool, string) {
-		return strings.Contains(a.log(), "Became the leader"), a.logTail(2)
+		return strings.Contains(a.Log(), "Became the leader"), a.LogTail(2)
 	})
 	b := start()
 	eventually(t, b, 30*time.Second, "the second process to stand by", func() (bool, string) {
-		return strings.Contains(b.log(), "standing by"), b.logTail(2)
+		return strings.Contains(b.Log(), "standing by"), b.LogTail(2)
 	})
 	holder := leaseHolder(t, ns, "sample-controller")
-	if holder == "" || !strings.Contains(a.log(), holder) {
+	if holder == "" || !strings.Contains(a.Log(), holder) {
 		t.Fatalf("the Lease holder %q is not the first process", holder)
 	}
 
 	refuseLeaseRenewals(t, ns, "sample-controller", holder)
 	refused := time.Now()
 	select {
-	case <-a.exited:
+	case <-a.Exited():
 	case <-time.After(60 * time.Second):
-		t.Fatalf("the leader still runs 60s after its renewals began to be refused:\n%s", a.logTail(10))
+		t.Fatalf("the leader still runs 60s after its renewals began to be refused:\n%s", a.LogTail(10))
 	}
 	exitedAfter := time.Since(refused)
 	t.Logf("the cut-off leader exited %s after its renewals began to be refused", exitedAfter.Round(100*time.Millisecond))
-	a.mu.Lock()
-	waitErr := a.waitErr
-	a.mu.Unlock()
-	if waitErr == nil {
+	if a.Wait() == nil {
 		t.Errorf("the cut-off leader exited with status 0, want 1")
 	}
-	if !strings.Contains(a.log(), "Lost the Lease while still running") {
-		t.Errorf("the log does not say the Lease was lost:\n%s", a.logTail(10))
+	if !strings.Contains(a.Log(), "Lost the Lease while still running") {
+		t.Errorf("the log does not say the Lease was lost:\n%s", a.LogTail(10))
 	}
-	if strings.Contains(a.log(), "Released the Lease") {
-		t.Errorf("the log claims a release that the API server refused:\n%s", a.logTail(10))
+	if strings.Contains(a.Log(), "Released the Lease") {
+		t.Errorf("the log claims a release that the API server refused:\n%s", a.LogTail(10))
 	}
 	eventually(t, b, 60*time.Second, "the standby to take over", func() (bool, string) {
-		return strings.Contains(b.log(), "Became the leader"), b.logTail(2)
+		return strings.Contains(b.Log(), "Became the leader"), b.LogTail(2)
 	})
 	createFoo(t, newFoo(ns, "after-cutoff", "after-cutoff", 1))
 	waitForFooConverged(t, b, ns, "after-cutoff", 60*time.Second)

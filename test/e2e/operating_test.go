@@ -10,8 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +31,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
+	"example.com/sample-controller/internal/promtext"
 	samplev1alpha1 "example.com/sample-controller/pkg/apis/samplecontroller/v1alpha1"
 )
 
@@ -43,16 +42,10 @@ const deployNamespace = "sample-controller" // the namespace artifacts/deploy in
 // servedAddress is the address the controller logged for one of its HTTP servers.
 func servedAddress(t *testing.T, p *controllerProcess, server string) string {
 	t.Helper()
-	re := regexp.MustCompile(`"Serving" server="` + server + `" address="([^"]+)"`)
-	var addr string
-	eventually(t, p, 30*time.Second, "the "+server+" server to start", func() (bool, string) {
-		m := re.FindStringSubmatch(p.log())
-		if m == nil {
-			return false, p.logTail(3)
-		}
-		addr = m[1]
-		return true, ""
-	})
+	addr, err := p.WaitForAddress(server, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return addr
 }
 
@@ -267,12 +260,12 @@ exec "$@"`
 	p := startProcess(t, cmd)
 
 	eventually(t, p, 30*time.Second, "the controller to lead", func() (bool, string) {
-		return strings.Contains(p.log(), "Became the leader"), p.logTail(3)
+		return strings.Contains(p.Log(), "Became the leader"), p.LogTail(3)
 	})
-	if !strings.Contains(p.log(), "Using in-cluster configuration") {
-		t.Errorf("the controller did not use the in-cluster configuration:\n%s", p.logTail(20))
+	if !strings.Contains(p.Log(), "Using in-cluster configuration") {
+		t.Errorf("the controller did not use the in-cluster configuration:\n%s", p.LogTail(20))
 	}
-	if !strings.Contains(p.log(), `lease="`+deployNamespace+`/sample-controller"`) {
+	if !strings.Contains(p.Log(), `lease="`+deployNamespace+`/sample-controller"`) {
 		t.Errorf("the Lease is not in the service account's namespace %s", deployNamespace)
 	}
 
@@ -411,8 +404,8 @@ func TestEveryRBACRuleIsNeeded(t *testing.T) {
 			return err == nil && d.DeletionTimestamp == nil, fmt.Sprint(err)
 		})
 		waitForFooConverged(t, e.p, e.ns, "f", 60*time.Second)
-		if strings.Contains(strings.ToLower(e.p.log()), "forbidden") {
-			t.Errorf("the controller was refused something with the full set of rules:\n%s", e.p.logTail(20))
+		if strings.Contains(strings.ToLower(e.p.Log()), "forbidden") {
+			t.Errorf("the controller was refused something with the full set of rules:\n%s", e.p.LogTail(20))
 		}
 	})
 }
@@ -480,8 +473,8 @@ func (e *rbacEnv) expectNeverReady(t *testing.T) {
 		code, body := httpGet(e.ready)
 		return code == http.StatusServiceUnavailable && !e.deploymentExists(), fmt.Sprintf("readyz %d %s", code, body)
 	})
-	if !strings.Contains(e.p.log(), "forbidden") {
-		t.Errorf("the log does not say what was forbidden:\n%s", e.p.logTail(10))
+	if !strings.Contains(e.p.Log(), "forbidden") {
+		t.Errorf("the log does not say what was forbidden:\n%s", e.p.LogTail(10))
 	}
 }
 
@@ -509,10 +502,10 @@ func (e *rbacEnv) expectNoDeploymentAndFooSaysBlockOwnerDeletionForbidden(t *tes
 
 func (e *rbacEnv) expectNeverLeads(t *testing.T) {
 	e.hold(t, 10*time.Second, "no leader and no Deployment", func() (bool, string) {
-		return !strings.Contains(e.p.log(), "Became the leader") && !e.deploymentExists(), e.p.logTail(3)
+		return !strings.Contains(e.p.Log(), "Became the leader") && !e.deploymentExists(), e.p.LogTail(3)
 	})
-	if !strings.Contains(e.p.log(), "forbidden") {
-		t.Errorf("the log does not say what was forbidden:\n%s", e.p.logTail(10))
+	if !strings.Contains(e.p.Log(), "forbidden") {
+		t.Errorf("the log does not say what was forbidden:\n%s", e.p.LogTail(10))
 	}
 }
 
@@ -533,8 +526,8 @@ func (e *rbacEnv) expectDeletedDeploymentNotRecreated(t *testing.T) {
 	}
 	eventually(t, e.p, 30*time.Second, "the Deployment to be gone", func() (bool, string) { return !e.deploymentExists(), "it exists" })
 	e.hold(t, 8*time.Second, "no new Deployment", func() (bool, string) { return !e.deploymentExists(), "the Deployment was re-created" })
-	if !strings.Contains(e.p.log(), "forbidden") {
-		t.Errorf("the log does not say the GET was forbidden:\n%s", e.p.logTail(10))
+	if !strings.Contains(e.p.Log(), "forbidden") {
+		t.Errorf("the log does not say the GET was forbidden:\n%s", e.p.LogTail(10))
 	}
 }
 
@@ -545,8 +538,8 @@ func (e *rbacEnv) expectDriftNotReverted(t *testing.T) {
 		d, err := getDeployment(e.ns, "f")
 		return err == nil && *d.Spec.Replicas == 3, fmt.Sprint(err)
 	})
-	if !strings.Contains(e.p.log(), "forbidden") {
-		t.Errorf("the log does not say the update was forbidden:\n%s", e.p.logTail(10))
+	if !strings.Contains(e.p.Log(), "forbidden") {
+		t.Errorf("the log does not say the update was forbidden:\n%s", e.p.LogTail(10))
 	}
 }
 
@@ -587,8 +580,8 @@ func (e *rbacEnv) expectRepeatedEventNotCounted(t *testing.T) {
 	e.hold(t, 5*time.Second, "its count to stay at 1", func() (bool, string) {
 		return e.deploymentUpdatedCount() == 1, fmt.Sprint(e.deploymentUpdatedCount())
 	})
-	if !strings.Contains(e.p.log(), "forbidden") {
-		t.Errorf("the log does not say the patch was forbidden:\n%s", e.p.logTail(10))
+	if !strings.Contains(e.p.Log(), "forbidden") {
+		t.Errorf("the log does not say the patch was forbidden:\n%s", e.p.LogTail(10))
 	}
 }
 
@@ -605,22 +598,22 @@ func TestLeaderElection(t *testing.T) {
 		return startController(t, "--namespace="+ns, "--leader-elect", "--leader-elect-namespace="+ns, "-v=2")
 	}
 	leads := func(p *controllerProcess) func() (bool, string) {
-		return func() (bool, string) { return strings.Contains(p.log(), "Became the leader"), p.logTail(2) }
+		return func() (bool, string) { return strings.Contains(p.Log(), "Became the leader"), p.LogTail(2) }
 	}
 
 	a := start()
 	eventually(t, a, 30*time.Second, "the first process to lead", leads(a))
 	b := start()
 	eventually(t, b, 30*time.Second, "the second process to stand by", func() (bool, string) {
-		return strings.Contains(b.log(), "standing by"), b.logTail(2)
+		return strings.Contains(b.Log(), "standing by"), b.LogTail(2)
 	})
 	createFoo(t, newFoo(ns, "first", "first", 1))
 	waitForFooConverged(t, a, ns, "first", 60*time.Second)
-	if strings.Contains(b.log(), "creating it") || strings.Contains(b.log(), "Status changed") || strings.Contains(b.log(), "Became the leader") {
-		t.Fatalf("the standby worked while the leader was alive:\n%s", b.logTail(10))
+	if strings.Contains(b.Log(), "creating it") || strings.Contains(b.Log(), "Status changed") || strings.Contains(b.Log(), "Became the leader") {
+		t.Fatalf("the standby worked while the leader was alive:\n%s", b.LogTail(10))
 	}
 
-	a.kill()
+	a.Kill()
 	killed := time.Now()
 	createFoo(t, newFoo(ns, "after-kill", "after-kill", 1))
 	eventually(t, b, leaseDuration+10*time.Second, "the standby to take over", leads(b))
@@ -633,12 +626,12 @@ func TestLeaderElection(t *testing.T) {
 
 	c := start()
 	eventually(t, c, 30*time.Second, "a new standby", func() (bool, string) {
-		return strings.Contains(c.log(), "standing by"), c.logTail(2)
+		return strings.Contains(c.Log(), "standing by"), c.LogTail(2)
 	})
 	b.stop() // SIGTERM; stop fails the test unless the exit status is 0
 	released := time.Now()
-	if !strings.Contains(b.log(), "Released the Lease") {
-		t.Errorf("SIGTERM did not release the Lease:\n%s", b.logTail(10))
+	if !strings.Contains(b.Log(), "Released the Lease") {
+		t.Errorf("SIGTERM did not release the Lease:\n%s", b.LogTail(10))
 	}
 	eventually(t, c, 10*time.Second, "the standby to take over after a release", leads(c))
 	handover := time.Since(released)
@@ -669,14 +662,14 @@ func TestMetricsAndProbes(t *testing.T) {
 		t.Errorf("/readyz before the caches synced = %d %q, want 503 naming informers-synced", code, body)
 	}
 	// client-go's reflector logs "Caches populated" (at -v=2) once its LIST is in the cache.
-	if n := strings.Count(p.log(), "Caches populated"); n == 2 {
+	if n := strings.Count(p.Log(), "Caches populated"); n == 2 {
 		t.Errorf("both caches were already populated; the test did not observe the unsynced state")
 	}
 	eventually(t, p, 60*time.Second, "/readyz to pass", func() (bool, string) {
 		code, body := httpGet(probes + "/readyz")
 		return code == http.StatusOK, fmt.Sprintf("%d %s", code, body)
 	})
-	if n := strings.Count(p.log(), "Caches populated"); n != 2 {
+	if n := strings.Count(p.Log(), "Caches populated"); n != 2 {
 		t.Errorf("/readyz passed with %d of the 2 caches populated", n)
 	}
 	if code, body := httpGet(probes + "/healthz?verbose"); code != http.StatusOK || !strings.Contains(body, "leaderElection ok") {
@@ -686,6 +679,7 @@ func TestMetricsAndProbes(t *testing.T) {
 	createFoo(t, newFoo(ns, "measured", "measured", 1))
 	waitForFooConverged(t, p, ns, "measured", 60*time.Second)
 	_, text := httpGet(metricsURL)
+	samples := promtext.Parse(text)
 	for _, m := range []struct {
 		series string // name{labels...}: every label given must match
 		min    float64
@@ -699,7 +693,7 @@ func TestMetricsAndProbes(t *testing.T) {
 		{`samplecontroller_reconcile_total{result="success"}`, 1},
 		{`samplecontroller_reconcile_duration_seconds_count`, 1},
 	} {
-		v, ok := metricValue(text, m.series)
+		v, ok := samples.Sum(m.series)
 		if !ok {
 			t.Errorf("/metrics has no %s", m.series)
 			continue
@@ -708,41 +702,7 @@ func TestMetricsAndProbes(t *testing.T) {
 			t.Errorf("%s = %v, want at least %v", m.series, v, m.min)
 		}
 	}
-	if v, _ := metricValue(text, `samplecontroller_reconcile_total{result="dropped"}`); v != 0 {
+	if v, _ := samples.Sum(`samplecontroller_reconcile_total{result="dropped"}`); v != 0 {
 		t.Errorf("dropped reconciles = %v, want 0", v)
 	}
-}
-
-// metricValue sums the samples of a series in the Prometheus text format; series is a name
-// with optional labels, each of which must be present on a sample to count it.
-func metricValue(text, series string) (float64, bool) {
-	name, labels, _ := strings.Cut(series, "{")
-	var wantLabels []string
-	if labels = strings.TrimSuffix(labels, "}"); labels != "" {
-		wantLabels = strings.Split(labels, ",")
-	}
-	var sum float64
-	found := false
-	for _, line := range strings.Split(text, "\n") {
-		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
-			continue
-		}
-		match := true
-		for _, l := range wantLabels {
-			if !strings.Contains(line, l) {
-				match = false
-			}
-		}
-		if !match {
-			continue
-		}
-		fields := strings.Fields(line)
-		v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
-		if err != nil {
-			continue
-		}
-		sum += v
-		found = true
-	}
-	return sum, found
 }

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"example.com/sample-controller/internal/auditlog"
 )
 
 // tourNamespace is the namespace hack/tour.sh works in by default; the paths below name it.
@@ -238,7 +240,7 @@ func TestWalkthrough(t *testing.T) {
 
 // auditRecord is an audit event with the request's URI (and so its query).
 type auditRecord struct {
-	auditEvent
+	auditlog.Event
 	RequestURI string `json:"requestURI"`
 }
 
@@ -255,7 +257,7 @@ func (r auditRecord) code() int {
 
 func (r auditRecord) String() string {
 	agent, _, _ := strings.Cut(r.UserAgent, " ")
-	return agent + " " + r.auditEvent.String() + " " + r.RequestURI
+	return agent + " " + r.Event.String() + " " + r.RequestURI
 }
 
 // auditRecordsSince returns every user's requests in namespace ns after mark, in the log's

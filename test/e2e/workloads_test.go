@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"example.com/sample-controller/internal/promtext"
 	samplev1alpha1 "example.com/sample-controller/pkg/apis/samplecontroller/v1alpha1"
 )
 
@@ -137,13 +138,13 @@ func TestBackgroundDeletionRecreatesNoDeployment(t *testing.T) {
 	})
 
 	mark := auditMark(t)
-	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	stopped := true
 	defer func() {
 		if stopped {
-			_ = p.cmd.Process.Signal(syscall.SIGCONT)
+			_ = p.Signal(syscall.SIGCONT)
 		}
 	}()
 	if err := sampleClient.SamplecontrollerV1alpha1().Foos(ns).DeleteCollection(context.Background(),
@@ -158,7 +159,7 @@ func TestBackgroundDeletionRecreatesNoDeployment(t *testing.T) {
 		return len(list.Items) == 0, fmt.Sprintf("%d Deployments left", len(list.Items))
 	}
 	eventually(t, nil, 3*time.Minute, "the garbage collector to delete every Deployment", noDeployments)
-	if err := p.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+	if err := p.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
 	stopped = false
@@ -167,8 +168,9 @@ func TestBackgroundDeletionRecreatesNoDeployment(t *testing.T) {
 	// is in progress, and the Deployments are all gone.
 	eventually(t, p, 2*time.Minute, "the controller's queue to drain with no Deployment left", func() (bool, string) {
 		_, text := httpGet(metricsURL)
-		depth, ok1 := metricValue(text, `workqueue_depth{name="foos"}`)
-		busy, ok2 := metricValue(text, `workqueue_unfinished_work_seconds{name="foos"}`)
+		samples := promtext.Parse(text)
+		depth, ok1 := samples.Sum(`workqueue_depth{name="foos"}`)
+		busy, ok2 := samples.Sum(`workqueue_unfinished_work_seconds{name="foos"}`)
 		gone, state := noDeployments()
 		return ok1 && ok2 && depth == 0 && busy == 0 && gone, fmt.Sprintf("depth %v, unfinished %v, %s", depth, busy, state)
 	})

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Memory is what a controller over N Foos and their Deployments holds.
+type Memory struct {
+	N                 int     `json:"n"`
+	DropManagedFields bool    `json:"dropManagedFields"`
+	PeakRSSMiB        float64 `json:"peakRSSMiB"`
+	HeapMiB           float64 `json:"goHeapMiB"`
+}
+
+// memory starts a controller over n converged Foos in namespace ns, lets it sync each once,
+// and reads its peak RSS and Go heap.
+func (b *bench) memory(ns string, n int, dropManagedFields bool) (Memory, error) {
+	m := Memory{N: n, DropManagedFields: dropManagedFields}
+	progress("memory: N=%d, informer-drop-managed-fields=%v", n, dropManagedFields)
+	p, err := b.startController(ns, fmt.Sprintf("--informer-drop-managed-fields=%v", dropManagedFields))
+	if err != nil {
+		return m, err
+	}
+	defer p.stop()
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		s, err := p.scrape()
+		if err != nil {
+			return m, err
+		}
+		if synced, _ := s.Sum(`samplecontroller_reconcile_total{result="success"}`); synced >= float64(n) {
+			runtime.GC()
+			time.Sleep(2 * time.Second)
+			if s, err = p.scrape(); err != nil {
+				return m, err
+			}
+			heap, _ := s.Sum("go_memstats_heap_alloc_bytes")
+			m.HeapMiB = heap / (1 << 20)
+			break
+		}
+		if time.Now().After(deadline) {
+			return m, fmt.Errorf("memory: the controller did not sync %d Foos; log: %s", n, p.LogPath())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	m.PeakRSSMiB, err = peakRSS(p.Pid())
+	return m, err
+}
+
+// peakRSS reads a process's peak resident set (VmHWM) from /proc.
+func peakRSS(pid int) (peakMiB float64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024, nil
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM for pid %d", pid)
+}

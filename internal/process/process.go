@@ -1,0 +1,139 @@
+// Package process runs the controller binary as a separate process, as a user would: its
+// output goes to a log file that can be read while it runs (for the addresses its HTTP
+// servers listen on, for one), and it is stopped with SIGTERM. The end-to-end tests and the
+// benchmark both run the controller this way.
+package process
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Process is a started command whose output goes to a log file.
+type Process struct {
+	cmd     *exec.Cmd
+	logPath string
+	exited  chan struct{}
+	err     error // cmd.Wait's; written before exited is closed
+}
+
+// Start starts cmd with its standard output and error going to log, which it closes when the
+// process exits (or at once, when it cannot start).
+func Start(cmd *exec.Cmd, log *os.File) (*Process, error) {
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return nil, err
+	}
+	p := &Process{cmd: cmd, logPath: log.Name(), exited: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		log.Close()
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+// Exited is closed when the process has exited.
+func (p *Process) Exited() <-chan struct{} { return p.exited }
+
+// Wait waits for the process to exit and returns how it ended: nil for status 0.
+func (p *Process) Wait() error {
+	<-p.exited
+	return p.err
+}
+
+// Pid is the process's id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Signal sends sig to the process (SIGSTOP and SIGCONT pause and resume it).
+func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
+// Stop asks the process to stop with SIGTERM, as a user or the kubelet would, and waits up to
+// grace for it to exit, then kills it. It returns nil when the process exited with status 0
+// within grace, or had exited before Stop; otherwise an error that says which.
+func (p *Process) Stop(grace time.Duration) error {
+	select {
+	case <-p.exited:
+		return nil
+	default:
+	}
+	_ = p.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+		if p.err != nil {
+			return fmt.Errorf("exited with %v after SIGTERM, want status 0", p.err)
+		}
+		return nil
+	case <-time.After(grace):
+		p.Kill()
+		return fmt.Errorf("did not exit within %s of SIGTERM", grace)
+	}
+}
+
+// Kill ends the process with SIGKILL, as a crash or an OOM kill would, and waits for it.
+func (p *Process) Kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.exited
+}
+
+// LogPath is the log file's path.
+func (p *Process) LogPath() string { return p.logPath }
+
+// Log is what the process has written so far.
+func (p *Process) Log() string {
+	b, _ := os.ReadFile(p.logPath)
+	return string(b)
+}
+
+// LogTail is the last n lines of the log.
+func (p *Process) LogTail(n int) string {
+	lines := strings.Split(strings.TrimRight(p.Log(), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+var servingRE = regexp.MustCompile(`"Serving" server="([^"]+)" address="([^"]+)"`)
+
+// ServedAddress finds, in a controller's log, the address (host:port) that its HTTP server
+// named server ("metrics" or "probes") listens on: pkg/httpserver logs it on starting, which
+// tells the port when the controller was given port 0.
+func ServedAddress(log, server string) (string, bool) {
+	for _, m := range servingRE.FindAllStringSubmatch(log, -1) {
+		if m[1] == server {
+			return m[2], true
+		}
+	}
+	return "", false
+}
+
+// WaitForAddress waits up to timeout for the controller to log the address of its HTTP
+// server named server, and returns it.
+func (p *Process) WaitForAddress(server string, timeout time.Duration) (string, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		exited := false
+		select {
+		case <-p.exited:
+			exited = true // read the log once more: it is complete now
+		default:
+		}
+		if addr, ok := ServedAddress(p.Log(), server); ok {
+			return addr, nil
+		}
+		if exited {
+			return "", fmt.Errorf("the controller exited before its %s server started; log %s ends:\n%s", server, p.logPath, p.LogTail(5))
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("the controller did not start its %s server within %s; log %s ends:\n%s", server, timeout, p.logPath, p.LogTail(5))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -1,0 +1,106 @@
+package process
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The lines the controller logs (klog's text format) when its two servers start.
+const controllerLog = `I1127 21:25:03.101010   4242 main.go:120] "Starting" version="v0.0.0"
+I1127 21:25:03.123456   4242 httpserver.go:42] "Serving" server="metrics" address="127.0.0.1:40123"
+I1127 21:25:03.123789   4242 httpserver.go:42] "Serving" server="probes" address="[::1]:40124"
+`
+
+func TestServedAddress(t *testing.T) {
+	for server, want := range map[string]string{"metrics": "127.0.0.1:40123", "probes": "[::1]:40124"} {
+		if got, ok := ServedAddress(controllerLog, server); !ok || got != want {
+			t.Errorf("ServedAddress(%s) = %q, %v; want %q", server, got, ok, want)
+		}
+	}
+	if got, ok := ServedAddress(controllerLog, "pprof"); ok {
+		t.Errorf("ServedAddress(pprof) = %q, want none", got)
+	}
+	if got, ok := ServedAddress(`"Serving" server="metricsx" address="1.2.3.4:5"`, "metrics"); ok {
+		t.Errorf("ServedAddress matched another server's name: %q", got)
+	}
+}
+
+// start runs a shell script as the process, its output in a log file of the test's.
+func start(t *testing.T, script string) *Process {
+	t.Helper()
+	log, err := os.Create(filepath.Join(t.TempDir(), "process.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Start(exec.Command("sh", "-c", script), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Kill)
+	return p
+}
+
+func waitForLine(t *testing.T, p *Process, line string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(p.Log(), line+"\n"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the process did not log %q: %q", line, p.Log())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A process that logs its address and stops gracefully on SIGTERM.
+func TestStartWaitForAddressAndStop(t *testing.T) {
+	p := start(t, `trap 'echo "stopping"; exit 0' TERM
+echo 'I1127 21:25:03.123456   4242 httpserver.go:42] "Serving" server="probes" address="127.0.0.1:40124"'
+while :; do sleep 0.05; done`)
+	addr, err := p.WaitForAddress("probes", 10*time.Second)
+	if err != nil || addr != "127.0.0.1:40124" {
+		t.Fatalf("WaitForAddress = %q, %v", addr, err)
+	}
+	if err := p.Stop(10 * time.Second); err != nil {
+		t.Errorf("Stop = %v, want nil", err)
+	}
+	if !strings.Contains(p.Log(), "stopping") || p.LogTail(1) != "stopping" {
+		t.Errorf("log tail = %q, want the process's last line", p.LogTail(1))
+	}
+	if err := p.Stop(time.Second); err != nil {
+		t.Errorf("Stop of a stopped process = %v, want nil", err)
+	}
+}
+
+func TestStopReportsABadExit(t *testing.T) {
+	p := start(t, `trap 'exit 3' TERM; echo ready; while :; do sleep 0.05; done`)
+	waitForLine(t, p, "ready") // the trap is set
+	if err := p.Stop(10 * time.Second); err == nil || !strings.Contains(err.Error(), "exit status 3") {
+		t.Errorf("Stop = %v, want exit status 3", err)
+	}
+}
+
+func TestStopKillsAProcessThatIgnoresSIGTERM(t *testing.T) {
+	p := start(t, `trap '' TERM; echo ready; while :; do sleep 0.05; done`)
+	waitForLine(t, p, "ready")
+	if err := p.Stop(300 * time.Millisecond); err == nil || !strings.Contains(err.Error(), "did not exit") {
+		t.Errorf("Stop = %v, want a timeout", err)
+	}
+	select {
+	case <-p.Exited():
+	default:
+		t.Error("the process still runs after Stop")
+	}
+}
+
+func TestWaitForAddressOfAProcessThatExits(t *testing.T) {
+	p := start(t, `echo 'E1127 cannot load the kubeconfig'; exit 1`)
+	if _, err := p.WaitForAddress("metrics", 10*time.Second); err == nil || !strings.Contains(err.Error(), "cannot load the kubeconfig") {
+		t.Errorf("WaitForAddress = %v, want an error quoting the log", err)
+	}
+	if err := p.Wait(); err == nil {
+		t.Error("Wait = nil, want exit status 1")
+	}
+}
