@@ -175,6 +175,9 @@ func restConfig(o options, rules *clientcmd.ClientConfigLoadingRules) (*rest.Con
 // within 30s of the API server's return, and /readyz says meanwhile that we are not ready.
 var apiServerBackoff = wait.Backoff{Duration: time.Second, Factor: 2, Jitter: 0.1, Steps: math.MaxInt32, Cap: 30 * time.Second}
 
+// apiServerAttemptTimeout bounds one attempt to reach the API server at start-up.
+const apiServerAttemptTimeout = 10 * time.Second
+
 // run is the whole life of the process, in the order things must happen.
 func run(ctx context.Context, o options, rules *clientcmd.ClientConfigLoadingRules, backoff wait.Backoff) error {
 	logger := klog.FromContext(ctx)
@@ -307,8 +310,13 @@ const leaderWatchdogTimeout = 20 * time.Second
 // ctx ends.
 func waitForAPIServer(ctx context.Context, client discovery.ServerVersionInterface, host string, backoff wait.Backoff) error {
 	logger := klog.FromContext(ctx)
+	versions := discovery.ToServerVersionInterfaceWithContext(client)
 	for attempt := 1; ; attempt++ {
-		version, err := client.ServerVersion()
+		// Each attempt is bounded: a server that accepts the connection and never answers must
+		// not hold up the retries, nor a SIGTERM.
+		attemptCtx, cancel := context.WithTimeout(ctx, apiServerAttemptTimeout)
+		version, err := versions.ServerVersionWithContext(attemptCtx)
+		cancel()
 		if err == nil {
 			logger.Info("Connected to the API server", "host", host, "version", version.GitVersion)
 			return nil

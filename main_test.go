@@ -56,10 +56,14 @@ func TestOptionsValidate(t *testing.T) {
 			o.leaderElect = true
 			o.leaderCfg.LeaseDuration = 12 * time.Second
 		}, "plus the retry period"},
-		{"lease just longer than renew deadline plus retry period", func(o *options) {
+		{"lease a second longer than renew deadline plus retry period", func(o *options) {
 			o.leaderElect = true
-			o.leaderCfg.LeaseDuration = 12*time.Second + time.Millisecond
+			o.leaderCfg.LeaseDuration = 13 * time.Second
 		}, ""},
+		{"lease longer than renew deadline plus retry period only in its fraction of a second (the Lease stores seconds)", func(o *options) {
+			o.leaderElect = true
+			o.leaderCfg.LeaseDuration = 12*time.Second + 500*time.Millisecond
+		}, "plus the retry period"},
 		{"renew deadline within the retry period's jitter", func(o *options) {
 			o.leaderElect = true
 			o.leaderCfg.RenewDeadline = 2 * time.Second
@@ -202,6 +206,33 @@ func TestWaitForAPIServerRetriesUntilItAnswers(t *testing.T) {
 	}
 	if !strings.Contains(log, srv.URL) || !strings.Contains(log, "Connected to the API server") {
 		t.Errorf("the log does not name the address and the connection:\n%s", log)
+	}
+}
+
+// A server that accepts the connection and never answers does not hold up SIGTERM.
+func TestWaitForAPIServerStopsOnAHungServer(t *testing.T) {
+	ctx, _ := logContext(t)
+	ctx, cancel := context.WithCancel(ctx)
+	hang := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(hang)
+	client := kubernetes.NewForConfigOrDie(&rest.Config{Host: srv.URL})
+	returned := make(chan error, 1)
+	go func() { returned <- waitForAPIServer(ctx, client.Discovery(), srv.URL, fastBackoff) }()
+	cancel() // SIGTERM while the first request hangs
+	select {
+	case err := <-returned:
+		if err == nil {
+			t.Error("waitForAPIServer = nil after SIGTERM, want the context's error")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("waitForAPIServer still waits on a hung server 5s after SIGTERM")
 	}
 }
 

@@ -12,14 +12,17 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
 )
 
 // Config says which Lease to hold and how.
@@ -39,7 +42,8 @@ type Config struct {
 // 1.2 x retry period. This also asks lease duration > renew deadline + retry period: a leader
 // that cannot renew stops leading at the latest a retry period plus the renew deadline after its
 // last renewal, and a standby takes over a lease duration after the last renewal it saw. With
-// a shorter lease the standby could start before the old leader has stopped: two leaders.
+// a shorter lease the standby could start before the old leader has stopped: two leaders. The
+// Lease stores whole seconds, and standbys go by what it stores.
 func (c Config) Validate() error {
 	switch {
 	case c.LeaseName == "":
@@ -48,11 +52,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("retry period must be positive, got %s", c.RetryPeriod)
 	case c.RenewDeadline <= time.Duration(leaderelection.JitterFactor*float64(c.RetryPeriod)):
 		return fmt.Errorf("renew deadline (%s) must be greater than %.1f x the retry period (%s)", c.RenewDeadline, leaderelection.JitterFactor, c.RetryPeriod)
-	case c.LeaseDuration <= c.RenewDeadline+c.RetryPeriod:
-		return fmt.Errorf("lease duration (%s) must be greater than the renew deadline (%s) plus the retry period (%s), "+
-			"or a standby could take over while the old leader still works", c.LeaseDuration, c.RenewDeadline, c.RetryPeriod)
 	case c.LeaseDuration < time.Second:
 		return fmt.Errorf("lease duration must be at least 1s (the Lease stores whole seconds), got %s", c.LeaseDuration)
+	case c.LeaseDuration.Truncate(time.Second) <= c.RenewDeadline+c.RetryPeriod:
+		return fmt.Errorf("lease duration (%s) must be greater than the renew deadline (%s) plus the retry period (%s), "+
+			"or a standby could take over while the old leader still works", c.LeaseDuration, c.RenewDeadline, c.RetryPeriod)
 	}
 	return nil
 }
@@ -87,13 +91,18 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg Config, identity 
 	watchdog *leaderelection.HealthzAdaptor, work func(ctx context.Context) error, onLost func()) error {
 	logger := klog.FromContext(ctx).WithValues("lease", klog.KRef(cfg.LeaseNamespace, cfg.LeaseName), "identity", identity)
 
-	// The elector gets its own context: cancelling it releases the Lease, and that must wait
+	// The elector gets its own context: cancelling it stops the renewals, and that must wait
 	// until work has finished.
 	electorCtx, stopElector := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopElector()
-	started := make(chan struct{})
-	finished := make(chan struct{})
-	var workErr error // written before finished is closed, read after: no data race
+	var (
+		mu       sync.Mutex
+		leading  bool // work was started; finished will be closed
+		stopping bool // Run is ending: a late OnStartedLeading must not start work
+		workDone bool // work returned while ctx was live
+		workErr  error
+	)
+	finished := make(chan struct{}) // closed when work has returned; workErr is set before
 
 	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock: &resourcelock.LeaseLock{
@@ -101,14 +110,23 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg Config, identity 
 			Client:     client.CoordinationV1(),
 			LockConfig: resourcelock.ResourceLockConfig{Identity: identity},
 		},
-		LeaseDuration:   cfg.LeaseDuration,
-		RenewDeadline:   cfg.RenewDeadline,
-		RetryPeriod:     cfg.RetryPeriod,
-		ReleaseOnCancel: true,
+		LeaseDuration: cfg.LeaseDuration,
+		RenewDeadline: cfg.RenewDeadline,
+		RetryPeriod:   cfg.RetryPeriod,
+		// Not client-go's release: it also runs after failed renewals, keeping a cut-off leader
+		// at work for up to another renew deadline, and it can clear a Lease a standby has taken
+		// meanwhile. Run releases the Lease itself, and only on a graceful shutdown.
+		ReleaseOnCancel: false,
 		Name:            cfg.LeaseName,
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(leadingCtx context.Context) {
-				close(started)
+				mu.Lock()
+				if stopping {
+					mu.Unlock()
+					return // acquired just as the process was asked to stop: do no work
+				}
+				leading = true
+				mu.Unlock()
 				defer close(finished)
 				logger.Info("Became the leader; starting work")
 				workCtx, cancel := context.WithCancel(ctx)
@@ -116,7 +134,10 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg Config, identity 
 				stop := context.AfterFunc(leadingCtx, cancel)
 				defer stop()
 				workErr = work(workCtx)
-				// Work is done: now the Lease may go to the next leader.
+				mu.Lock()
+				workDone = ctx.Err() == nil
+				mu.Unlock()
+				// Work is done: now the renewals stop, and the Lease may go to the next leader.
 				stopElector()
 			},
 			// Called however the elector ends; what happened is sorted out after Run returns.
@@ -137,40 +158,79 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg Config, identity 
 		watchdog.SetLeaderElection(elector)
 	}
 
-	go func() {
-		<-ctx.Done()
-		select {
-		case <-started:
-			<-finished // the leader stops the elector itself once its work is done
-		default:
-			stopElector() // a standby has nothing to finish
+	// On SIGTERM a standby stops at once; a leader stops the elector itself once work is done.
+	stopWatching := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !leading {
+			stopping = true
+			stopElector()
 		}
-	}()
+	})
+	defer stopWatching()
 	logger.Info("Campaigning for leadership")
 	elector.Run(electorCtx)
 
-	select {
-	case <-started:
-	default:
+	mu.Lock()
+	stopping = true
+	wasLeading := leading
+	mu.Unlock()
+	if !wasLeading {
 		return nil // stopped while standing by
 	}
-	if ctx.Err() == nil {
-		// The renewals failed for the renew deadline, or another process took the Lease.
+	mu.Lock()
+	returnedOnItsOwn := workDone // set before work stopped the elector, so already known here
+	mu.Unlock()
+	if ctx.Err() == nil && !returnedOnItsOwn {
+		// The renewals failed for the renew deadline, or another process took the Lease: stop at
+		// once, without waiting for in-flight work (another leader may already be at work).
 		logger.Error(nil, "Lost the Lease while still running", "holder", elector.GetLeader())
 		onLost()
 		<-finished // onLost normally exits the process; if it returns, work is stopping too
 		return errors.Join(ErrLeaseLost, workErr)
 	}
-	// Shutting down: the elector stops once work has returned, unless the Lease was lost during
-	// the drain. Either way, wait for work before saying anything about the Lease.
-	<-finished
-	switch holder := elector.GetLeader(); holder {
-	case "":
+	<-finished // shutting down: work has finished its in-flight keys, or is about to
+	if returnedOnItsOwn {
+		logger.Info("Work returned; giving up the Lease", "err", workErr)
+	}
+	switch holder, err := release(ctx, client, cfg, identity); {
+	case err != nil:
+		logger.Error(err, "Could not release the Lease; a standby takes over when it expires", "leaseDuration", cfg.LeaseDuration)
+	case holder == "":
 		logger.Info("Released the Lease")
-	case identity:
-		logger.Error(nil, "Could not release the Lease; a standby takes over when it expires", "leaseDuration", cfg.LeaseDuration)
 	default:
 		logger.Info("The Lease was lost before it could be released", "holder", holder)
 	}
 	return workErr
+}
+
+// release gives up the Lease if this process still holds it, as client-go's elector would (an
+// empty holder, a one-second duration), with a write that is conditional on the Lease's
+// resourceVersion: a Lease another process took meanwhile is never touched. It returns the
+// Lease's holder afterwards ("" when released).
+func release(ctx context.Context, client kubernetes.Interface, cfg Config, identity string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.RenewDeadline)
+	defer cancel()
+	leases := client.CoordinationV1().Leases(cfg.LeaseNamespace)
+	for {
+		lease, err := leases.Get(ctx, cfg.LeaseName, metav1.GetOptions{})
+		if err != nil {
+			return "", err
+		}
+		if holder := ptr.Deref(lease.Spec.HolderIdentity, ""); holder != identity {
+			return holder, nil
+		}
+		now := metav1.NewMicroTime(time.Now())
+		lease.Spec.HolderIdentity = ptr.To("")
+		lease.Spec.LeaseDurationSeconds = ptr.To[int32](1)
+		lease.Spec.AcquireTime, lease.Spec.RenewTime = &now, &now
+		_, err = leases.Update(ctx, lease, metav1.UpdateOptions{})
+		if apierrors.IsConflict(err) {
+			continue // a renewal in flight when the elector stopped: read the Lease again
+		}
+		if err != nil {
+			return "", err
+		}
+		return "", nil
+	}
 }

@@ -263,6 +263,8 @@ func TestValidate(t *testing.T) {
 		{"lease equal to renew + retry", Config{LeaseName: "x", LeaseDuration: 12 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second}, "plus the retry period"},
 		{"renew within the jitter", Config{LeaseName: "x", LeaseDuration: 15 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 2 * time.Second}, "renew deadline"},
 		{"no retry period", Config{LeaseName: "x", LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second}, "retry period"},
+		// The Lease stores 12 s, and standbys go by that: no more than renew + retry.
+		{"lease above renew + retry only by a fraction of a second", Config{LeaseName: "x", LeaseDuration: 12500 * time.Millisecond, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second}, "plus the retry period"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()
@@ -270,5 +272,50 @@ func TestValidate(t *testing.T) {
 				t.Errorf("Validate() = %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// Work that returns on its own (not asked to stop, Lease not lost) is not a lost Lease: Run
+// returns work's error, onLost is not called, and the Lease is released.
+func TestWorkReturningOnItsOwnIsNotALoss(t *testing.T) {
+	f := newFixture(t)
+	errWork := errors.New("work gave up")
+	err := Run(f.ctx, f.client, testConfig, me, nil,
+		func(context.Context) error { return errWork },
+		func() { t.Error("onLost called although work returned on its own") })
+	if !errors.Is(err, errWork) || errors.Is(err, ErrLeaseLost) {
+		t.Errorf("Run = %v, want work's error only", err)
+	}
+	if h := f.holder(t); h != "" {
+		t.Errorf("the Lease is held by %q, want it released", h)
+	}
+}
+
+// Asked to stop before or just as it acquires the Lease: no work is started, and Run returns.
+func TestStoppedBeforeLeadingStartsNoWork(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(f.ctx)
+	cancel()
+	err := Run(ctx, f.client, testConfig, me, nil,
+		func(context.Context) error { t.Error("work started after the process was asked to stop"); return nil },
+		func() { t.Error("onLost called") })
+	if err != nil {
+		t.Errorf("Run = %v, want nil", err)
+	}
+}
+
+// The release never clears a Lease another process holds (it took over while this one drained).
+func TestReleaseLeavesAnotherHoldersLease(t *testing.T) {
+	other := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: "test", Namespace: "ns"},
+		Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To("other"), LeaseDurationSeconds: ptr.To[int32](15)},
+	}
+	f := newFixture(t, other)
+	holder, err := release(f.ctx, f.client, testConfig, me)
+	if err != nil || holder != "other" {
+		t.Errorf("release = %q, %v; want the other holder, untouched", holder, err)
+	}
+	if h := f.holder(t); h != "other" {
+		t.Errorf("the Lease is held by %q, want still other", h)
 	}
 }
