@@ -97,8 +97,9 @@ type Controller struct {
 
 	// syncHandler is syncFoo; a field so that tests can drive the worker loop with their own.
 	syncHandler func(ctx context.Context, key cache.ObjectName) error
-	// conflictRetryDelay is how long a key whose write met a 409 Conflict waits before its retry.
-	conflictRetryDelay time.Duration
+	// conflictBackoff paces the retries of a key whose writes meet 409 Conflicts, apart from
+	// the workqueue's own backoff, which is for errors (see handleErr).
+	conflictBackoff workqueue.TypedRateLimiter[cache.ObjectName]
 
 	// Events are recorded asynchronously and sent through eventsClient: a client of its own,
 	// so that events never wait in the client-side rate limiter behind (or delay) the writes
@@ -151,7 +152,7 @@ func NewController(
 		recorder:         recorder,
 	}
 	c.syncHandler = c.syncFoo
-	c.conflictRetryDelay = 100 * time.Millisecond
+	c.conflictBackoff = workqueue.NewTypedItemExponentialFailureRateLimiter[cache.ObjectName](100*time.Millisecond, 10*time.Second)
 
 	// An index is a second key the cache can look objects up by, kept up to date as the watch
 	// delivers changes. Indexers must be added before the informer starts.
@@ -399,15 +400,22 @@ func (c *Controller) handleErr(ctx context.Context, err error, key cache.ObjectN
 		// Success resets the key's backoff, so its next failure starts again at 5ms.
 		metrics.ReconcileTotal.WithLabelValues(metrics.ResultSuccess).Inc()
 		c.workqueue.Forget(key)
+		c.conflictBackoff.Forget(key)
 
 	case apierrors.IsConflict(err):
 		// 409 Conflict: we wrote with a resourceVersion that is no longer current (optimistic
 		// concurrency): our cache was behind, nothing is wrong. The newer version's watch event
-		// brings the key back anyway; this requeue is the safety net. It neither grows the key's
-		// backoff nor counts toward maxRetries: those are for errors.
-		logger.V(4).Info("Conflict writing; requeueing", "foo", key, "err", err)
+		// brings the key back anyway; this requeue is the safety net. It has a backoff of its own
+		// (100ms doubling to 10s, so a fight with another writer slows down) and does not count
+		// toward maxRetries: that budget is for errors.
 		metrics.ReconcileTotal.WithLabelValues(metrics.ResultConflict).Inc()
-		c.workqueue.AddAfter(key, c.conflictRetryDelay)
+		conflicts := c.conflictBackoff.NumRequeues(key)
+		if conflicts >= maxRetries {
+			logger.Error(err, "Conflict after conflict writing this Foo's objects: is another process writing them?", "foo", key, "conflicts", conflicts)
+		} else {
+			logger.V(4).Info("Conflict writing; requeueing", "foo", key, "err", err)
+		}
+		c.workqueue.AddAfter(key, c.conflictBackoff.When(key))
 
 	case c.workqueue.NumRequeues(key) < maxRetries:
 		logger.Error(err, "Error syncing Foo; requeueing", "foo", key, "retries", c.workqueue.NumRequeues(key))
@@ -420,6 +428,7 @@ func (c *Controller) handleErr(ctx context.Context, err error, key cache.ObjectN
 			"foo", key, "maxRetries", maxRetries)
 		metrics.ReconcileTotal.WithLabelValues(metrics.ResultDropped).Inc()
 		c.workqueue.Forget(key)
+		c.conflictBackoff.Forget(key)
 	}
 }
 

@@ -612,6 +612,12 @@ func TestSyncFooRecreateOnlyForAFooThatStillExists(t *testing.T) {
 				foo.UID = "uid-of-the-new-foo"
 				return foo
 			}, []string{"get foos"}, false},
+		{"reported Foo, the GET forbidden (RBAC without get on foos): not re-created, and the Foo says why", reported,
+			func(foo *samplev1alpha1.Foo) *samplev1alpha1.Foo { return foo },
+			[]string{"get foos", "update foos/status"}, true},
+		{"reported Foo, the GET timed out: not re-created, retried", reported,
+			func(foo *samplev1alpha1.Foo) *samplev1alpha1.Foo { return foo },
+			[]string{"get foos"}, true},
 		{"reported Foo still there (its Deployment deleted by hand): re-created", reported,
 			func(foo *samplev1alpha1.Foo) *samplev1alpha1.Foo { return foo },
 			[]string{"create deployments", "get foos", "update foos/status"}, false},
@@ -628,6 +634,16 @@ func TestSyncFooRecreateOnlyForAFooThatStillExists(t *testing.T) {
 				t.Fatal(err)
 			}
 			f.client.ClearActions()
+			switch {
+			case strings.Contains(tc.name, "forbidden"):
+				f.client.PrependReactor("get", "foos", func(core.Action) (bool, runtime.Object, error) {
+					return true, nil, apierrors.NewForbidden(samplev1alpha1.Resource("foos"), "test", errors.New(`User "ctl" cannot get resource "foos"`))
+				})
+			case strings.Contains(tc.name, "timed out"):
+				f.client.PrependReactor("get", "foos", func(core.Action) (bool, runtime.Object, error) {
+					return true, nil, apierrors.NewTimeoutError("request timed out", 1)
+				})
+			}
 			_, ctx := ktesting.NewTestContext(t)
 			err := f.controller.syncFoo(ctx, cache.MetaObjectToName(tc.cached))
 			if (err != nil) != tc.wantErr {
@@ -639,6 +655,14 @@ func TestSyncFooRecreateOnlyForAFooThatStillExists(t *testing.T) {
 			}
 			if !equality.Semantic.DeepEqual(got, tc.want) {
 				t.Errorf("requests = %q, want %q", got, tc.want)
+			}
+			if strings.Contains(tc.name, "forbidden") {
+				status := objectOf(t, f.client.Actions()[1]).(*samplev1alpha1.Foo)
+				ready := meta.FindStatusCondition(status.Status.Conditions, samplev1alpha1.ConditionReady)
+				if ready == nil || ready.Status != metav1.ConditionFalse || ready.Reason != samplev1alpha1.ReasonDeploymentRejected ||
+					!strings.Contains(ready.Message, "cannot get resource") {
+					t.Errorf("Ready = %+v, want False/DeploymentRejected with the server's answer", ready)
+				}
 			}
 		})
 	}
@@ -665,10 +689,13 @@ func TestSyncFooStatusConflictIsReturnedAndRequeuedQuietly(t *testing.T) {
 	f.controller.workqueue.Add(cache.MetaObjectToName(foo))
 	_, ctx := ktesting.NewTestContext(t)
 	f.controller.processNextWorkItem(ctx)
+	if n := f.controller.conflictBackoff.NumRequeues(cache.MetaObjectToName(foo)); n != 1 {
+		t.Errorf("conflict backoff NumRequeues = %d, want 1", n)
+	}
 	if n := f.controller.workqueue.NumRequeues(cache.MetaObjectToName(foo)); n != 0 {
 		t.Errorf("NumRequeues = %d, want 0: a conflict is not an error", n)
 	}
-	waitForQueueLen(t, f.controller.workqueue, 1) // retried after conflictRetryDelay
+	waitForQueueLen(t, f.controller.workqueue, 1) // retried after the conflict backoff (100ms)
 }
 
 // A write the API server refuses on its merits (a quota, an admission policy, RBAC) is told to
@@ -922,7 +949,7 @@ func TestWorkerLoop(t *testing.T) {
 			f := newFixture(t, nil, nil)
 			c := f.controller
 			c.workqueue = fastQueue()
-			c.conflictRetryDelay = 0
+			c.conflictBackoff = workqueue.NewTypedItemExponentialFailureRateLimiter[cache.ObjectName](0, 0)
 			var calls atomic.Int32
 			c.syncHandler = func(ctx context.Context, k cache.ObjectName) error {
 				calls.Add(1)
@@ -939,7 +966,7 @@ func TestWorkerLoop(t *testing.T) {
 					t.Fatalf("round %d: worker stopped", i)
 				}
 			}
-			// A zero delay (fastQueue, conflictRetryDelay 0) requeues synchronously: no wait needed.
+			// A zero delay (fastQueue, a zero conflict backoff) requeues synchronously: no wait needed.
 			if int(calls.Load()) != tc.rounds {
 				t.Errorf("syncHandler called %d times, want %d", calls.Load(), tc.rounds)
 			}
@@ -960,7 +987,7 @@ func TestConflictsDoNotCountTowardMaxRetries(t *testing.T) {
 	f := newFixture(t, nil, nil)
 	c := f.controller
 	c.workqueue = fastQueue()
-	c.conflictRetryDelay = 0
+	c.conflictBackoff = workqueue.NewTypedItemExponentialFailureRateLimiter[cache.ObjectName](0, 0)
 	conflict := apierrors.NewConflict(samplev1alpha1.Resource("foos"), "test", errors.New("modified"))
 	var results []error
 	for range maxRetries {
@@ -983,6 +1010,30 @@ func TestConflictsDoNotCountTowardMaxRetries(t *testing.T) {
 	}
 	if c.workqueue.Len() != 1 {
 		t.Errorf("the key was dropped after %d errors and %d conflicts; want it still queued", maxRetries, maxRetries)
+	}
+}
+
+// Conflicts after conflicts back off (a fight with another writer slows down), and a success
+// resets that backoff.
+func TestConflictsBackOffUntilASuccess(t *testing.T) {
+	key := cache.NewObjectName("default", "test")
+	f := newFixture(t, nil, nil)
+	c := f.controller
+	c.workqueue = fastQueue()
+	conflict := apierrors.NewConflict(samplev1alpha1.Resource("foos"), "test", errors.New("modified"))
+	_, ctx := ktesting.NewTestContext(t)
+	for i := range 3 {
+		c.handleErr(ctx, conflict, key)
+		if got := c.conflictBackoff.NumRequeues(key); got != i+1 {
+			t.Fatalf("after %d conflicts the conflict backoff counts %d", i+1, got)
+		}
+	}
+	if d := c.conflictBackoff.When(key); d < 800*time.Millisecond {
+		t.Errorf("the 4th conflict in a row waits %s, want the backoff grown to 800ms", d)
+	}
+	c.handleErr(ctx, nil, key)
+	if got := c.conflictBackoff.NumRequeues(key); got != 0 {
+		t.Errorf("after a success the conflict backoff counts %d, want 0", got)
 	}
 }
 

@@ -136,12 +136,17 @@ func setManagedFields(updated, desired *appsv1.Deployment) {
 func (c *Controller) createDeployment(ctx context.Context, foo *samplev1alpha1.Foo) (*appsv1.Deployment, error) {
 	logger := klog.FromContext(ctx)
 	if foo.Status.ObservedGeneration > 0 {
-		// We reported on this Foo before, so its Deployment existed and was deleted: perhaps by
-		// the garbage collector, right after the Foo itself. The two watches keep no order between
-		// them, so the cache can still hold a Foo the API server has deleted. Re-creating would
-		// start pods the collector then deletes; ask the API server first. (A new Foo has no
-		// status yet: its first create costs no extra request.)
-		if exists, err := c.fooStillExists(ctx, foo); err != nil || !exists {
+		// We reported on this Foo before, so its Deployment may have existed and been deleted:
+		// perhaps by the garbage collector, right after the Foo itself. The two watches keep no
+		// order between them, so the cache can still hold a Foo the API server has deleted.
+		// Re-creating would start pods the collector then deletes; ask the API server first. (A
+		// new Foo has no status yet: its first create costs no extra request.)
+		exists, err := c.fooStillExists(ctx, foo)
+		if isRejection(err) {
+			// Missing RBAC (`get` on foos): say so on the Foo, which still claims its Deployment.
+			return nil, c.reportRejection(ctx, foo, nil, "re-creating", err)
+		}
+		if err != nil || !exists {
 			return nil, err
 		}
 	}

@@ -518,7 +518,8 @@ func (e *rbacEnv) expectDeploymentButNoStatus(t *testing.T) {
 }
 
 // expectDeletedDeploymentNotRecreated: without GET on foos, the controller cannot check that a
-// Foo whose Deployment is gone still exists, and so never re-creates a Deployment someone deleted.
+// Foo whose Deployment is gone still exists, and so never re-creates a Deployment someone
+// deleted; the Foo says so.
 func (e *rbacEnv) expectDeletedDeploymentNotRecreated(t *testing.T) {
 	waitForFooConverged(t, e.p, e.ns, "f", 60*time.Second)
 	if err := kubeClient.AppsV1().Deployments(e.ns).Delete(context.Background(), "f", metav1.DeleteOptions{}); err != nil {
@@ -526,8 +527,10 @@ func (e *rbacEnv) expectDeletedDeploymentNotRecreated(t *testing.T) {
 	}
 	eventually(t, e.p, 30*time.Second, "the Deployment to be gone", func() (bool, string) { return !e.deploymentExists(), "it exists" })
 	e.hold(t, 8*time.Second, "no new Deployment", func() (bool, string) { return !e.deploymentExists(), "the Deployment was re-created" })
-	if !strings.Contains(e.p.Log(), "forbidden") {
-		t.Errorf("the log does not say the GET was forbidden:\n%s", e.p.LogTail(10))
+	// The Foo, which said Ready, now says why its Deployment is not coming back.
+	cond := waitForReadyReason(t, e.p, e.ns, "f", metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentRejected)
+	if !strings.Contains(cond.Message, "cannot get resource") {
+		t.Errorf("Ready message %q does not say the GET of the Foo was forbidden", cond.Message)
 	}
 }
 
