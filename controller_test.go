@@ -488,13 +488,20 @@ func TestSyncFoo(t *testing.T) {
 			},
 		},
 		{
-			name: "ReplicaFailure already reported: no write, no second warning",
+			name: "ReplicaFailure already reported, one more replica available meanwhile: only the count is written, no second warning",
 			foo: newFoo("test", 2).readyReason(metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentReplicaFailure,
-				`Deployment test-deploy: 0 of 2 replicas available: pods cannot be created: FailedCreate: forbidden`).foo,
+				`Deployment test-deploy: pods cannot be created: FailedCreate: forbidden`).foo,
 			deployments: []*appsv1.Deployment{newDeploymentFor(newFoo("test", 2).foo).mutate(func(d *appsv1.Deployment) {
-				d.Status = appsv1.DeploymentStatus{ObservedGeneration: 1, Conditions: []appsv1.DeploymentCondition{
-					{Type: appsv1.DeploymentReplicaFailure, Status: corev1.ConditionTrue, Reason: "FailedCreate", Message: "forbidden"}}}
+				d.Status = appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: 1, UpdatedReplicas: 1, AvailableReplicas: 1,
+					Conditions: []appsv1.DeploymentCondition{
+						{Type: appsv1.DeploymentReplicaFailure, Status: corev1.ConditionTrue, Reason: "FailedCreate", Message: "forbidden"}}}
 			}).d},
+			wantWrites: []string{"update foos/status"},
+			check: func(t *testing.T, f *fixture, w []core.Action) {
+				if foo := objectOf(t, w[0]).(*samplev1alpha1.Foo); foo.Status.AvailableReplicas != 1 {
+					t.Errorf("availableReplicas = %d, want 1", foo.Status.AvailableReplicas)
+				}
+			},
 		},
 		{
 			name: "owned Deployment selects other pods: never written (the selector is immutable), reported with what to do",

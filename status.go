@@ -54,7 +54,9 @@ func deploymentReadyCondition(foo *samplev1alpha1.Foo, d *appsv1.Deployment) met
 	for _, cond := range d.Status.Conditions {
 		if cond.Type == appsv1.DeploymentReplicaFailure && cond.Status == corev1.ConditionTrue {
 			return newReadyCondition(foo, metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentReplicaFailure,
-				"Deployment "+d.Name+": "+progress+": pods cannot be created: "+cond.Reason+": "+cond.Message)
+				// No replica count in the message: while the failure lasts, availability may move,
+				// and each new message would announce the same failure in another Warning event.
+				"Deployment "+d.Name+": pods cannot be created: "+cond.Reason+": "+cond.Message)
 		}
 	}
 	for _, cond := range d.Status.Conditions {
