@@ -465,7 +465,7 @@ func (c *Controller) syncFoo(ctx context.Context, key cache.ObjectName) error {
 		return nil
 	}
 	if cond := invalidSpecCondition(foo); cond != nil {
-		return c.updateFooStatus(ctx, foo, nil, *cond, samplev1alpha1.ReasonInvalidSpec)
+		return c.updateFooStatus(ctx, foo, nil, *cond)
 	}
 
 	// Act: the Deployment must exist...
@@ -484,15 +484,14 @@ func (c *Controller) syncFoo(ctx context.Context, key cache.ObjectName) error {
 	if !metav1.IsControlledBy(deployment, foo) {
 		logger.V(2).Info("Deployment is not controlled by this Foo; leaving it alone", "deployment", klog.KObj(deployment),
 			"controller", metav1.GetControllerOf(deployment))
-		return c.updateFooStatus(ctx, foo, nil, notOwnedCondition(foo, deployment), samplev1alpha1.ReasonDeploymentNotOwned)
+		return c.updateFooStatus(ctx, foo, nil, notOwnedCondition(foo, deployment))
 	}
 
 	// ...select the Foo's pods (a selector cannot be changed, only reported)...
 	desired := newDeployment(foo)
 	if selectorMismatch(desired, deployment) {
 		logger.V(2).Info("Deployment's selector differs from the Foo's; reporting it", "deployment", klog.KObj(deployment))
-		return c.updateFooStatus(ctx, foo, deployment, selectorMismatchCondition(foo, desired, deployment),
-			samplev1alpha1.ReasonDeploymentSelectorMismatch)
+		return c.updateFooStatus(ctx, foo, deployment, selectorMismatchCondition(foo, desired, deployment))
 	}
 
 	// ...and match the spec in every field we manage.
@@ -501,6 +500,5 @@ func (c *Controller) syncFoo(ctx context.Context, key cache.ObjectName) error {
 	}
 
 	// Report: what the Deployment's own status says, in the Foo's status.
-	ready := deploymentReadyCondition(foo, deployment)
-	return c.updateFooStatus(ctx, foo, deployment, ready, warningReasonFor(ready))
+	return c.updateFooStatus(ctx, foo, deployment, deploymentReadyCondition(foo, deployment))
 }

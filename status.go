@@ -68,14 +68,11 @@ func deploymentReadyCondition(foo *samplev1alpha1.Foo, d *appsv1.Deployment) met
 	return newReadyCondition(foo, metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentProgressing, "Deployment "+d.Name+": "+progress)
 }
 
-// warningReasonFor names the Warning event to record when a Ready condition read from the
-// Deployment is new: a failure someone must act on. Progress and success are not warnings.
-func warningReasonFor(ready metav1.Condition) string {
-	switch ready.Reason {
-	case samplev1alpha1.ReasonDeploymentReplicaFailure, samplev1alpha1.ReasonDeploymentProgressDeadlineExceeded:
-		return ready.Reason
-	}
-	return ""
+// isWarning tells a Ready condition that reports a problem someone must act on (every False
+// reason but DeploymentProgressing) from progress and success. Its Warning event carries the
+// condition's own reason: one vocabulary for both.
+func isWarning(ready metav1.Condition) bool {
+	return ready.Status == metav1.ConditionFalse && ready.Reason != samplev1alpha1.ReasonDeploymentProgressing
 }
 
 // isRejection tells a write the API server refused on its merits (422 Invalid from an admission
@@ -104,7 +101,7 @@ func (c *Controller) reportRejection(ctx context.Context, foo *samplev1alpha1.Fo
 	}
 	cond := newReadyCondition(foo, metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentRejected, msg)
 	return errors.Join(fmt.Errorf("%s Deployment %s/%s: %w", verb, foo.Namespace, foo.Spec.DeploymentName, err),
-		c.updateFooStatus(ctx, foo, deployment, cond, samplev1alpha1.ReasonDeploymentRejected))
+		c.updateFooStatus(ctx, foo, deployment, cond))
 }
 
 // maxRejectionMessage bounds the server's answer quoted in a condition (the schema allows 32768
@@ -125,13 +122,13 @@ func truncate(s string, max int) string {
 
 // updateFooStatus computes the Foo's new status from what we observed and writes it through
 // the /status subresource, but only if it differs semantically from the status the Foo has:
-// a Foo that is already converged costs no API request at all. When warningReason is set and
-// the write changed the Ready condition's reason or message, a Warning event with that reason
-// is recorded: a problem that persists across syncs is announced once, not on every resync, and
+// a Foo that is already converged costs no API request at all. When the Ready condition reports
+// a problem (isWarning) and the write changed its reason or message, a Warning event with that
+// reason is recorded: a problem that persists across syncs is announced once, not on every resync, and
 // not before the status that records it is written (a failed write is retried, and would
 // otherwise announce it again on each attempt).
 func (c *Controller) updateFooStatus(ctx context.Context, foo *samplev1alpha1.Foo, deployment *appsv1.Deployment,
-	ready metav1.Condition, warningReason string) error {
+	ready metav1.Condition) error {
 	// DeepCopy: foo is the cache's object. Modifying it in place would change what every other
 	// reader of the cache sees, and would make the comparison below always "equal".
 	fooCopy := foo.DeepCopy()
@@ -162,8 +159,8 @@ func (c *Controller) updateFooStatus(ctx context.Context, foo *samplev1alpha1.Fo
 	if err != nil {
 		return err
 	}
-	if warningReason != "" && (previous == nil || previous.Reason != ready.Reason || previous.Message != ready.Message) {
-		c.recorder.Event(foo, corev1.EventTypeWarning, warningReason, ready.Message)
+	if isWarning(ready) && (previous == nil || previous.Reason != ready.Reason || previous.Message != ready.Message) {
+		c.recorder.Event(foo, corev1.EventTypeWarning, ready.Reason, ready.Message)
 	}
 	return nil
 }

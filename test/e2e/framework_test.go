@@ -302,8 +302,13 @@ func waitForFooConverged(t *testing.T, p *controllerProcess, ns, name string, ti
 
 func waitForReadyReason(t *testing.T, p *controllerProcess, ns, name string, status metav1.ConditionStatus, reason string) *metav1.Condition {
 	t.Helper()
+	return waitForReadyReasonWithin(t, p, ns, name, status, reason, 30*time.Second)
+}
+
+func waitForReadyReasonWithin(t *testing.T, p *controllerProcess, ns, name string, status metav1.ConditionStatus, reason string, timeout time.Duration) *metav1.Condition {
+	t.Helper()
 	var cond *metav1.Condition
-	eventually(t, p, 30*time.Second, fmt.Sprintf("Foo %s to be Ready=%s/%s", name, status, reason), func() (bool, string) {
+	eventually(t, p, timeout, fmt.Sprintf("Foo %s to be Ready=%s/%s", name, status, reason), func() (bool, string) {
 		foo := getFoo(t, ns, name)
 		cond = meta.FindStatusCondition(foo.Status.Conditions, samplev1alpha1.ConditionReady)
 		return cond != nil && cond.Status == status && cond.Reason == reason, fmt.Sprintf("%+v", foo.Status)

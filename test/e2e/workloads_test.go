@@ -211,19 +211,3 @@ func createFoosInParallel(t *testing.T, ns string, n int) {
 		t.Fatalf("creating Foos: %v", err)
 	}
 }
-
-func waitForReadyReasonWithin(t *testing.T, p *controllerProcess, ns, name string, status metav1.ConditionStatus, reason string, timeout time.Duration) *metav1.Condition {
-	t.Helper()
-	var cond *metav1.Condition
-	eventually(t, p, timeout, fmt.Sprintf("Foo %s to be Ready=%s/%s", name, status, reason), func() (bool, string) {
-		foo := getFoo(t, ns, name)
-		for i := range foo.Status.Conditions {
-			if c := foo.Status.Conditions[i]; c.Type == samplev1alpha1.ConditionReady && c.Status == status && c.Reason == reason {
-				cond = &c
-				return true, ""
-			}
-		}
-		return false, fmt.Sprintf("%+v", foo.Status)
-	})
-	return cond
-}
