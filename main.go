@@ -227,11 +227,14 @@ func run(ctx context.Context, o options, rules *clientcmd.ClientConfigLoadingRul
 
 	// Start runs the informers requested so far, each in its own goroutine, until ctx ends.
 	// With leader election, standbys run them too: their caches are warm when they take over.
-	kubeInformerFactory.Start(ctx.Done())
-	fooInformerFactory.Start(ctx.Done())
-	// Shutdown waits for those goroutines after ctx is cancelled.
+	informersCtx, stopInformers := context.WithCancel(ctx)
+	kubeInformerFactory.Start(informersCtx.Done())
+	fooInformerFactory.Start(informersCtx.Done())
+	// Shutdown waits for those goroutines; they end only with their context, so whatever makes
+	// run return (a signal, an error) stops them first (deferred calls run last-in first-out).
 	defer kubeInformerFactory.Shutdown()
 	defer fooInformerFactory.Shutdown()
+	defer stopInformers()
 
 	if !o.leaderElect {
 		return controller.Run(ctx, o.workers)

@@ -99,7 +99,7 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg Config, identity 
 		mu       sync.Mutex
 		leading  bool // work was started; finished will be closed
 		stopping bool // Run is ending: a late OnStartedLeading must not start work
-		workDone bool // work returned while ctx was live
+		workDone bool // work returned on its own: ctx live and the Lease still held
 		workErr  error
 	)
 	finished := make(chan struct{}) // closed when work has returned; workErr is set before
@@ -121,7 +121,9 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg Config, identity 
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(leadingCtx context.Context) {
 				mu.Lock()
-				if stopping {
+				// ctx is checked too: the AfterFunc below that sets stopping runs in a goroutine
+				// of its own, and may not have run yet.
+				if stopping || ctx.Err() != nil {
 					mu.Unlock()
 					return // acquired just as the process was asked to stop: do no work
 				}
@@ -135,7 +137,10 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg Config, identity 
 				defer stop()
 				workErr = work(workCtx)
 				mu.Lock()
-				workDone = ctx.Err() == nil
+				// Returned on its own only if neither a shutdown nor a lost Lease asked it to:
+				// work that stops at once when its context ends would otherwise pass for
+				// finished while the elector is still unwinding after failed renewals.
+				workDone = ctx.Err() == nil && leadingCtx.Err() == nil
 				mu.Unlock()
 				// Work is done: now the renewals stop, and the Lease may go to the next leader.
 				stopElector()

@@ -3,6 +3,7 @@ package leader
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -317,5 +318,38 @@ func TestReleaseLeavesAnotherHoldersLease(t *testing.T) {
 	}
 	if h := f.holder(t); h != "other" {
 		t.Errorf("the Lease is held by %q, want still other", h)
+	}
+}
+
+// Work that stops as soon as its context ends (the controller with no key in flight) returns
+// while the elector is still unwinding after failed renewals. That is still a lost Lease: onLost
+// must be called, not a graceful release. (Once, on a loaded machine, this race made a cut-off
+// leader log "Work returned" and wait for a SIGTERM that never came.) Several leaders run at
+// once to give the race every chance.
+func TestLeaseLostWhileWorkReturnsAtOnceIsALoss(t *testing.T) {
+	for i := range 8 {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			leading, lost := make(chan struct{}), make(chan struct{})
+			returned := make(chan error, 1)
+			go func() {
+				returned <- Run(f.ctx, f.client, testConfig, me, nil,
+					func(ctx context.Context) error { close(leading); <-ctx.Done(); return nil },
+					func() { close(lost) })
+			}()
+			receive(t, leading, 10*time.Second, "leadership")
+			f.refuse.Store(true)
+			select {
+			case <-lost:
+			case err := <-returned:
+				t.Fatalf("Run returned %v without calling onLost; log:\n%s", err, f.logged())
+			case <-time.After(10 * time.Second):
+				t.Fatal("timed out after 10s waiting for onLost after the renewals failed")
+			}
+			if err := receive(t, returned, 10*time.Second, "Run to return"); !errors.Is(err, ErrLeaseLost) {
+				t.Errorf("Run = %v, want ErrLeaseLost", err)
+			}
+		})
 	}
 }
