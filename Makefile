@@ -10,7 +10,7 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 build: ## Build the controller into bin/
-	go build -o $(BIN) .
+	go build -ldflags "-X main.gitCommit=$$(git rev-parse HEAD)" -o $(BIN) .
 
 unit: ## Unit tests only (fake clientsets, no cluster, seconds)
 	go test -race ./...

@@ -130,7 +130,12 @@ func main() {
 	klog.InitFlags(nil)
 	var opts options
 	opts.addFlags(flag.CommandLine)
+	printVersion := flag.Bool("version", false, "Print the version and the Git commit this binary was built from, and exit.")
 	flag.Parse()
+	if *printVersion {
+		fmt.Println(version())
+		return
+	}
 	if err := opts.validate(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
