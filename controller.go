@@ -109,6 +109,14 @@ type Controller struct {
 	recorder         record.EventRecorder
 }
 
+// Register Foo in client-go's scheme so the event recorder can turn a *Foo into an
+// ObjectReference (it needs the Foo's GroupVersionKind for involvedObject). The scheme is shared
+// by every client in the process and is not safe to change while one decodes, so this happens
+// once, before main starts anything.
+func init() {
+	utilruntime.Must(samplescheme.AddToScheme(scheme.Scheme))
+}
+
 // NewController wires the informers to the event handlers and creates the workqueue. Nothing
 // runs until the informers are started and Run is called.
 func NewController(
@@ -119,10 +127,6 @@ func NewController(
 	deploymentInformer appsinformers.DeploymentInformer,
 	fooInformer informers.FooInformer) (*Controller, error) {
 	logger := klog.FromContext(ctx)
-
-	// Register Foo in client-go's scheme so the event recorder can turn a *Foo into an
-	// ObjectReference (it needs the Foo's GroupVersionKind for involvedObject).
-	utilruntime.Must(samplescheme.AddToScheme(scheme.Scheme))
 
 	eventBroadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	recorder := eventBroadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: controllerAgentName})

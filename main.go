@@ -27,6 +27,8 @@ import (
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/leaderelection"
+	logsapi "k8s.io/component-base/logs/api/v1"
+	_ "k8s.io/component-base/logs/json/register" // --logging-format=json
 	"k8s.io/klog/v2"
 
 	clientset "example.com/sample-controller/pkg/generated/clientset/versioned"
@@ -35,6 +37,7 @@ import (
 	"example.com/sample-controller/pkg/leader"
 	"example.com/sample-controller/pkg/metrics"
 	"example.com/sample-controller/pkg/probes"
+	"example.com/sample-controller/pkg/secureserving"
 	"example.com/sample-controller/pkg/signals"
 )
 
@@ -50,15 +53,24 @@ type options struct {
 
 	dropManagedFields bool
 
-	metricsAddr string
-	probeAddr   string
-	profiling   bool
+	metricsAddr   string
+	metricsSecure bool
+	tlsCertFile   string
+	tlsKeyFile    string
+	probeAddr     string
+	profiling     bool
+
+	logging *logsapi.LoggingConfiguration
 
 	leaderElect bool
 	leaderCfg   leader.Config
 }
 
 func (o *options) addFlags(fs *flag.FlagSet) {
+	// Logging flags the way Kubernetes' components have them: -v, --vmodule, and
+	// --logging-format (text, klog's, by default; json for log collectors).
+	o.logging = logsapi.NewLoggingConfiguration()
+	logsapi.AddGoFlags(o.logging, fs)
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "",
 		"Path to a kubeconfig. When empty: $KUBECONFIG, then ~/.kube/config, then the in-cluster service account.")
 	fs.StringVar(&o.master, "master", "",
@@ -79,8 +91,14 @@ func (o *options) addFlags(fs *flag.FlagSet) {
 
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", httpserver.Disabled,
 		"Address (host:port) to serve Prometheus metrics on, at /metrics. \"0\" turns it off; port 0 picks a free port.")
+	fs.BoolVar(&o.metricsSecure, "metrics-secure", true,
+		"Serve metrics (and profiles) over HTTPS, only to callers whose bearer token the API server accepts (TokenReview) and who may GET the path (SubjectAccessReview). false: plain HTTP to anyone who can connect.")
+	fs.StringVar(&o.tlsCertFile, "tls-cert-file", "",
+		"Serving certificate (PEM) of the secure metrics server, re-read when it changes. Empty: a self-signed certificate made at start.")
+	fs.StringVar(&o.tlsKeyFile, "tls-private-key-file", "",
+		"The key (PEM) of --tls-cert-file.")
 	fs.BoolVar(&o.profiling, "profiling", false,
-		"Also serve Go's profiles (net/http/pprof) at /debug/pprof/ on the metrics address. Anyone who reaches that address can read them.")
+		"Also serve Go's profiles (net/http/pprof) at /debug/pprof/ on the metrics address, to callers allowed to GET /debug/pprof/ (with --metrics-secure).")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", httpserver.Disabled,
 		"Address (host:port) to serve the /healthz and /readyz probes on. \"0\" turns it off.")
 
@@ -115,6 +133,12 @@ func (o *options) validate() error {
 	if o.burst < 1 {
 		errs = append(errs, fmt.Errorf("--kube-api-burst must be at least 1, got %d", o.burst))
 	}
+	if (o.tlsCertFile == "") != (o.tlsKeyFile == "") {
+		errs = append(errs, errors.New("--tls-cert-file and --tls-private-key-file go together: give both or neither"))
+	}
+	if o.tlsCertFile != "" && !o.metricsSecure {
+		errs = append(errs, errors.New("--tls-cert-file needs --metrics-secure: the certificate is for the secure metrics server"))
+	}
 	if o.profiling && (o.metricsAddr == httpserver.Disabled || o.metricsAddr == "") {
 		errs = append(errs, errors.New("--profiling needs --metrics-bind-address: the profiles are served beside the metrics"))
 	}
@@ -127,7 +151,6 @@ func (o *options) validate() error {
 }
 
 func main() {
-	klog.InitFlags(nil)
 	var opts options
 	opts.addFlags(flag.CommandLine)
 	printVersion := flag.Bool("version", false, "Print the version and the Git commit this binary was built from, and exit.")
@@ -137,6 +160,11 @@ func main() {
 		return
 	}
 	if err := opts.validate(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	// Before anything logs: the format and verbosity apply to every line from here on.
+	if err := logsapi.ValidateAndApply(opts.logging, nil); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
@@ -202,7 +230,7 @@ func run(ctx context.Context, o options, rules *clientcmd.ClientConfigLoadingRul
 	// Metrics and probes are up from the start: liveness passes while we wait for the API
 	// server and the CRD, readiness only once the caches are synced.
 	var synced atomic.Pointer[Controller] // set once the controller exists; read by /readyz
-	watchdog, err := startServers(ctx, o, &synced)
+	watchdog, err := startServers(ctx, o, clients.delegation, &synced)
 	if err != nil {
 		return err
 	}
@@ -256,6 +284,9 @@ type clients struct {
 	sample clientset.Interface  // Foos
 	events kubernetes.Interface // Events only
 	leader kubernetes.Interface // the leader-election Lease only
+	// TokenReviews and SubjectAccessReviews of the secure metrics server: a scrape is never
+	// held up by the rate limit of a busy reconcile loop.
+	delegation kubernetes.Interface
 }
 
 func newClients(cfg *rest.Config) (clients, error) {
@@ -273,19 +304,31 @@ func newClients(cfg *rest.Config) (clients, error) {
 	if c.leader, err = kubernetes.NewForConfig(rest.AddUserAgent(rest.CopyConfig(cfg), controllerAgentName+"-leader-election")); err != nil {
 		return c, fmt.Errorf("creating the leader election client: %w", err)
 	}
+	if c.delegation, err = kubernetes.NewForConfig(rest.CopyConfig(cfg)); err != nil {
+		return c, fmt.Errorf("creating the authentication client: %w", err)
+	}
 	return c, nil
 }
 
 // startServers starts the metrics and probe servers (each only when its address is set). It
 // returns the leader-election watchdog that /healthz checks, or nil without --leader-elect.
-func startServers(ctx context.Context, o options, synced *atomic.Pointer[Controller]) (*leaderelection.HealthzAdaptor, error) {
+func startServers(ctx context.Context, o options, delegation kubernetes.Interface, synced *atomic.Pointer[Controller]) (*leaderelection.HealthzAdaptor, error) {
 	metrics.Register()
 	metricsHandler := metrics.Handler()
 	if o.profiling {
 		metricsHandler = withProfiling(metricsHandler)
 	}
-	if _, err := httpserver.Start(ctx, "metrics", o.metricsAddr, metricsHandler); err != nil {
-		return nil, err
+	switch {
+	case o.metricsAddr == httpserver.Disabled || o.metricsAddr == "":
+	case o.metricsSecure:
+		if _, err := secureserving.Start(ctx, secureserving.Config{Name: "metrics", Address: o.metricsAddr,
+			CertFile: o.tlsCertFile, KeyFile: o.tlsKeyFile, Client: delegation}, metricsHandler); err != nil {
+			return nil, err
+		}
+	default:
+		if _, err := httpserver.Start(ctx, "metrics", o.metricsAddr, metricsHandler); err != nil {
+			return nil, err
+		}
 	}
 	var watchdog *leaderelection.HealthzAdaptor
 	liveness := []probes.Check{probes.CheckFunc{CheckName: "ping", Func: func(*http.Request) error { return nil }}}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -25,11 +26,12 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/klog/v2/ktesting"
 
+	"example.com/sample-controller/pkg/httpserver"
 	"example.com/sample-controller/pkg/leader"
 )
 
 func validOptions() options {
-	return options{workers: 4, resyncPeriod: time.Minute, qps: 100, burst: 200,
+	return options{workers: 4, resyncPeriod: time.Minute, qps: 100, burst: 200, metricsSecure: true,
 		leaderCfg: leader.Config{LeaseName: "x", LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second}}
 }
 
@@ -78,6 +80,10 @@ func TestOptionsValidate(t *testing.T) {
 		}, "at least 1s"},
 		{"profiling without a metrics address", func(o *options) { o.profiling = true }, "--profiling needs --metrics-bind-address"},
 		{"profiling beside the metrics", func(o *options) { o.profiling = true; o.metricsAddr = "127.0.0.1:0" }, ""},
+		{"a certificate without its key", func(o *options) { o.tlsCertFile = "tls.crt" }, "give both or neither"},
+		{"a key without its certificate", func(o *options) { o.tlsKeyFile = "tls.key" }, "give both or neither"},
+		{"a certificate for plain HTTP", func(o *options) { o.tlsCertFile, o.tlsKeyFile, o.metricsSecure = "tls.crt", "tls.key", false }, "--tls-cert-file needs --metrics-secure"},
+		{"a certificate and its key", func(o *options) { o.tlsCertFile, o.tlsKeyFile = "tls.crt", "tls.key" }, ""},
 		{"lease durations not checked without --leader-elect", func(o *options) { o.leaderCfg.LeaseDuration = 0 }, ""},
 	}
 	for _, tc := range tests {
@@ -322,5 +328,31 @@ func TestWithProfiling(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
 			t.Errorf("GET %s = %d %.80q, want 200 with %q", path, resp.StatusCode, body, want)
 		}
+	}
+}
+
+// Out of the box: no servers (out of cluster nothing listens), and metrics, once given an
+// address, only over HTTPS to callers the API server vouches for.
+func TestDefaultFlags(t *testing.T) {
+	var o options
+	fs := flag.NewFlagSet("sample-controller", flag.ContinueOnError)
+	o.addFlags(fs)
+	if err := fs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	if o.metricsAddr != httpserver.Disabled || o.probeAddr != httpserver.Disabled {
+		t.Errorf("servers on by default: metrics %q, probes %q", o.metricsAddr, o.probeAddr)
+	}
+	if !o.metricsSecure {
+		t.Error("--metrics-secure is off by default")
+	}
+	if o.logging.Format != "text" {
+		t.Errorf("--logging-format defaults to %q, want text", o.logging.Format)
+	}
+	if err := o.validate(); err != nil {
+		t.Errorf("the defaults do not validate: %v", err)
+	}
+	if err := fs.Parse([]string{"-v=4", "--logging-format=json"}); err != nil {
+		t.Errorf("Kubernetes' logging flags: %v", err)
 	}
 }

@@ -32,7 +32,7 @@ func (b *bench) startController(ns string, extra ...string) (*controller, error)
 	args := append([]string{"--kubeconfig=" + b.cfg.kubeconfig, "--namespace=" + ns,
 		"--workers=" + strconv.Itoa(b.cfg.workers), "--kube-api-qps=" + strconv.Itoa(b.cfg.qps), "--kube-api-burst=" + strconv.Itoa(b.cfg.burst),
 		"--resync-period=" + b.cfg.resync.String(),
-		"--metrics-bind-address=127.0.0.1:0", "--health-probe-bind-address=127.0.0.1:0"}, extra...)
+		"--metrics-bind-address=127.0.0.1:0", "--metrics-secure=false", "--health-probe-bind-address=127.0.0.1:0"}, extra...)
 	proc, err := process.Start(exec.Command(b.cfg.controllerBin, args...), logFile)
 	if err != nil {
 		return nil, err

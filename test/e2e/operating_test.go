@@ -280,6 +280,15 @@ exec "$@"`
 	if want := "system:serviceaccount:sample-controller:sample-controller"; len(users) != 1 || !users[want] {
 		t.Errorf("the controller's writes came from %v, want only %s", users, want)
 	}
+
+	// The shipped ClusterRole lets the controller review a scraper's token and access, and the
+	// shipped metrics-reader role is what the scraper needs.
+	reader := serviceAccountWithClusterRole(t, ns, "reader", "sample-controller-metrics-reader")
+	metricsURL := "https://" + servedAddress(t, p, "metrics") + "/metrics"
+	eventually(t, p, 60*time.Second, "a metrics reader to read /metrics", func() (bool, string) {
+		code, body := httpsGet(metricsURL, reader)
+		return code == http.StatusOK && strings.Contains(body, "samplecontroller_reconcile_total"), fmt.Sprintf("%d %.200s", code, body)
+	})
 }
 
 // ---- least privilege ----
@@ -347,22 +356,42 @@ func TestEveryRBACRuleIsNeeded(t *testing.T) {
 	// What breaks without each rule, in the order of the manifests.
 	type breakage func(t *testing.T, env *rbacEnv)
 	clusterRoleBreaks := []breakage{
-		0: func(t *testing.T, e *rbacEnv) { e.expectNeverReady(t) },                                        // foos list/watch
-		1: func(t *testing.T, e *rbacEnv) { e.expectDeploymentButNoStatus(t) },                             // foos/status update
-		2: func(t *testing.T, e *rbacEnv) { e.expectDeletedDeploymentNotRecreated(t) },                     // foos get
-		3: func(t *testing.T, e *rbacEnv) { e.expectNeverReady(t) },                                        // deployments list/watch
-		4: func(t *testing.T, e *rbacEnv) { e.expectNoDeploymentAndFooSaysForbidden(t) },                   // deployments create
-		5: func(t *testing.T, e *rbacEnv) { e.expectNoDeploymentAndFooSaysBlockOwnerDeletionForbidden(t) }, // foos/finalizers update
-		6: func(t *testing.T, e *rbacEnv) { e.expectDriftNotReverted(t) },                                  // deployments update
-		7: func(t *testing.T, e *rbacEnv) { e.expectConvergedWithoutEvents(t) },                            // events create
-		8: func(t *testing.T, e *rbacEnv) { e.expectRepeatedEventNotCounted(t) },                           // events patch
+		0:  func(t *testing.T, e *rbacEnv) { e.expectNeverReady(t) },                                        // foos list/watch
+		1:  func(t *testing.T, e *rbacEnv) { e.expectDeploymentButNoStatus(t) },                             // foos/status update
+		2:  func(t *testing.T, e *rbacEnv) { e.expectDeletedDeploymentNotRecreated(t) },                     // foos get
+		3:  func(t *testing.T, e *rbacEnv) { e.expectNeverReady(t) },                                        // deployments list/watch
+		4:  func(t *testing.T, e *rbacEnv) { e.expectNoDeploymentAndFooSaysForbidden(t) },                   // deployments create
+		5:  func(t *testing.T, e *rbacEnv) { e.expectNoDeploymentAndFooSaysBlockOwnerDeletionForbidden(t) }, // foos/finalizers update
+		6:  func(t *testing.T, e *rbacEnv) { e.expectDriftNotReverted(t) },                                  // deployments update
+		7:  func(t *testing.T, e *rbacEnv) { e.expectConvergedWithoutEvents(t) },                            // events create
+		8:  func(t *testing.T, e *rbacEnv) { e.expectRepeatedEventNotCounted(t) },                           // events patch
+		9:  func(t *testing.T, e *rbacEnv) { e.expectScraperUnauthorized(t) },                               // tokenreviews create
+		10: func(t *testing.T, e *rbacEnv) { e.expectScraperNotAuthorized(t) },                              // subjectaccessreviews create
 	}
-	// The namespaced variant grants the same rules in one namespace: what is proven here for the
-	// ClusterRole holds for it.
+	// The namespaced variant grants the same rules in one namespace, but for the reviews, which
+	// are cluster-scoped: its cluster-scoped part binds system:auth-delegator, which must hold
+	// exactly those. What is proven here for the ClusterRole then holds for it.
 	var namespacedRole rbacv1.Role
 	readManifest(t, "artifacts/deploy/namespaced/role.yaml", &namespacedRole)
-	if !equality.Semantic.DeepEqual(namespacedRole.Rules, clusterRole.Rules) {
-		t.Errorf("artifacts/deploy/namespaced/role.yaml has other rules than the ClusterRole:\n%v\n%v", namespacedRole.Rules, clusterRole.Rules)
+	var namespacedRules, reviewRules []rbacv1.PolicyRule
+	for _, rule := range clusterRole.Rules {
+		if isReviewRule(rule) {
+			reviewRules = append(reviewRules, rule)
+		} else {
+			namespacedRules = append(namespacedRules, rule)
+		}
+	}
+	if !equality.Semantic.DeepEqual(namespacedRole.Rules, namespacedRules) {
+		t.Errorf("artifacts/deploy/namespaced/role.yaml has other rules than the ClusterRole's namespaced ones:\n%v\n%v", namespacedRole.Rules, namespacedRules)
+	}
+	var delegatorBinding rbacv1.ClusterRoleBinding
+	readManifest(t, "artifacts/deploy/namespaced/cluster-scoped/auth-delegator-binding.yaml", &delegatorBinding)
+	delegator, err := kubeClient.RbacV1().ClusterRoles().Get(context.Background(), delegatorBinding.RoleRef.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !equality.Semantic.DeepEqual(delegator.Rules, reviewRules) {
+		t.Errorf("the namespaced variant binds %s, whose rules are not the ClusterRole's review rules:\n%v\n%v", delegator.Name, delegator.Rules, reviewRules)
 	}
 	leaseRoleBreaks := []breakage{
 		0: func(t *testing.T, e *rbacEnv) { e.expectNeverLeads(t) }, // leases create
@@ -404,19 +433,38 @@ func TestEveryRBACRuleIsNeeded(t *testing.T) {
 			return err == nil && d.DeletionTimestamp == nil, fmt.Sprint(err)
 		})
 		waitForFooConverged(t, e.p, e.ns, "f", 60*time.Second)
+		eventually(t, e.p, 30*time.Second, "the scraper to read /metrics", func() (bool, string) {
+			code, body := httpsGet(e.metrics, e.scraper)
+			return code == http.StatusOK && strings.Contains(body, "workqueue_adds_total"), fmt.Sprintf("%d %.200s", code, body)
+		})
 		if strings.Contains(strings.ToLower(e.p.Log()), "forbidden") {
 			t.Errorf("the controller was refused something with the full set of rules:\n%s", e.p.LogTail(20))
 		}
 	})
 }
 
+// isReviewRule says whether a rule is about TokenReviews or SubjectAccessReviews: cluster-scoped
+// resources, which no Role can grant.
+func isReviewRule(rule rbacv1.PolicyRule) bool {
+	for _, g := range rule.APIGroups {
+		if g == "authentication.k8s.io" || g == "authorization.k8s.io" {
+			return true
+		}
+	}
+	return false
+}
+
 // rbacEnv is one namespace where a ServiceAccount holds the given rules (the ClusterRole's
-// through a RoleBinding, so only in this namespace) and the controller runs as that account,
-// scoped to the namespace, with leader election on a Lease there. A Foo "f" is created.
+// through a RoleBinding, so only in this namespace, but for the cluster-scoped reviews, bound
+// cluster-wide) and the controller runs as that account, scoped to the namespace, with leader
+// election on a Lease there and its secure metrics server on. A Foo "f" is created, and a
+// ServiceAccount "scraper" bound to the shipped metrics-reader ClusterRole.
 type rbacEnv struct {
-	ns    string
-	p     *controllerProcess
-	ready string // the /readyz URL
+	ns      string
+	p       *controllerProcess
+	ready   string // the /readyz URL
+	metrics string // the /metrics URL
+	scraper string // a token allowed to read /metrics
 }
 
 func newRBACEnv(t *testing.T, rules, leaseRules []rbacv1.PolicyRule) *rbacEnv {
@@ -428,9 +476,24 @@ func newRBACEnv(t *testing.T, rules, leaseRules []rbacv1.PolicyRule) *rbacEnv {
 		t.Fatal(err)
 	}
 	subject := []rbacv1.Subject{{Kind: "ServiceAccount", Name: "ctl", Namespace: ns}}
-	if _, err := rbac.Roles(ns).Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "controller"}, Rules: rules}, metav1.CreateOptions{}); err != nil {
+	var namespaced, reviews []rbacv1.PolicyRule
+	for _, rule := range rules {
+		if isReviewRule(rule) {
+			reviews = append(reviews, rule)
+		} else {
+			namespaced = append(namespaced, rule)
+		}
+	}
+	if _, err := rbac.Roles(ns).Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "controller"}, Rules: namespaced}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := rbac.ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: ns + "-reviews"}, Rules: reviews}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rbac.ClusterRoles().Delete(context.Background(), ns+"-reviews", metav1.DeleteOptions{}) })
+	bindClusterRole(t, ns+"-reviews", ns+"-reviews", subject[0])
+	applyMetricsReaderRoles(t)
+	scraper := serviceAccountWithClusterRole(t, ns, "scraper", "sample-controller-metrics-reader")
 	if _, err := rbac.Roles(ns).Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "leases"}, Rules: leaseRules}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -444,9 +507,11 @@ func newRBACEnv(t *testing.T, rules, leaseRules []rbacv1.PolicyRule) *rbacEnv {
 		}
 	}
 	cmd := exec.Command(controllerBin, "--kubeconfig="+serviceAccountKubeconfig(t, ns, "ctl"), "--namespace="+ns,
-		"--leader-elect", "--leader-elect-namespace="+ns, "--health-probe-bind-address=127.0.0.1:0", "-v=2")
+		"--leader-elect", "--leader-elect-namespace="+ns, "--health-probe-bind-address=127.0.0.1:0",
+		"--metrics-bind-address=127.0.0.1:0", "-v=2")
 	p := startProcess(t, cmd)
-	e := &rbacEnv{ns: ns, p: p, ready: "http://" + servedAddress(t, p, "probes") + "/readyz"}
+	e := &rbacEnv{ns: ns, p: p, ready: "http://" + servedAddress(t, p, "probes") + "/readyz",
+		metrics: "https://" + servedAddress(t, p, "metrics") + "/metrics", scraper: scraper}
 	createFoo(t, newFoo(ns, "f", "f", 1))
 	return e
 }
@@ -461,6 +526,29 @@ func (e *rbacEnv) hold(t *testing.T, d time.Duration, what string, cond func() (
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// expectScraperUnauthorized: without TokenReviews the controller cannot tell who a scraper is,
+// so even one with the role is refused (401), and the log says why.
+func (e *rbacEnv) expectScraperUnauthorized(t *testing.T) {
+	waitForFooConverged(t, e.p, e.ns, "f", 60*time.Second)
+	e.hold(t, 5*time.Second, "the scraper refused with 401", func() (bool, string) {
+		code, body := httpsGet(e.metrics, e.scraper)
+		return code == http.StatusUnauthorized, fmt.Sprintf("%d %.200s", code, body)
+	})
+	if !strings.Contains(e.p.Log(), `tokenreviews.authentication.k8s.io is forbidden`) {
+		t.Errorf("the log does not say the TokenReview was forbidden:\n%s", e.p.LogTail(10))
+	}
+}
+
+// expectScraperNotAuthorized: without SubjectAccessReviews the controller knows who the scraper
+// is but cannot ask whether it may read: refused, with the reason in the answer.
+func (e *rbacEnv) expectScraperNotAuthorized(t *testing.T) {
+	waitForFooConverged(t, e.p, e.ns, "f", 60*time.Second)
+	e.hold(t, 5*time.Second, "the scraper refused", func() (bool, string) {
+		code, body := httpsGet(e.metrics, e.scraper)
+		return code != http.StatusOK && strings.Contains(body, "subjectaccessreviews.authorization.k8s.io is forbidden"), fmt.Sprintf("%d %.300s", code, body)
+	})
 }
 
 func (e *rbacEnv) deploymentExists() bool {
@@ -655,10 +743,12 @@ func TestMetricsAndProbes(t *testing.T) {
 	ns := newNamespace(t)
 	// A slow client (one request every 2s) makes the time before the caches sync long
 	// enough to observe /readyz failing.
+	applyMetricsReaderRoles(t)
+	reader := serviceAccountWithClusterRole(t, ns, "reader", "sample-controller-metrics-reader")
 	p := startController(t, "--namespace="+ns, "--leader-elect", "--leader-elect-namespace="+ns,
 		"--metrics-bind-address=127.0.0.1:0", "--health-probe-bind-address=127.0.0.1:0", "--kube-api-qps=0.5", "--kube-api-burst=1", "-v=2")
 	probes := "http://" + servedAddress(t, p, "probes")
-	metricsURL := "http://" + servedAddress(t, p, "metrics") + "/metrics"
+	metricsURL := "https://" + servedAddress(t, p, "metrics") + "/metrics"
 
 	code, body := httpGet(probes + "/readyz")
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "informers-synced failed") {
@@ -681,7 +771,12 @@ func TestMetricsAndProbes(t *testing.T) {
 
 	createFoo(t, newFoo(ns, "measured", "measured", 1))
 	waitForFooConverged(t, p, ns, "measured", 60*time.Second)
-	_, text := httpGet(metricsURL)
+	var text string
+	eventually(t, p, 60*time.Second, "the reader to read /metrics", func() (bool, string) {
+		var code int
+		code, text = httpsGet(metricsURL, reader)
+		return code == http.StatusOK, text
+	})
 	samples := promtext.Parse(text)
 	for _, m := range []struct {
 		series string // name{labels...}: every label given must match

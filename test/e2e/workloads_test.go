@@ -120,7 +120,8 @@ func TestBackgroundDeletionRecreatesNoDeployment(t *testing.T) {
 	ensureCRD(t)
 	ns := newNamespace(t)
 	const n = 300
-	p := startController(t, "--namespace="+ns, "--metrics-bind-address=127.0.0.1:0")
+	// Plain HTTP, no token: the insecure mode for local debugging still serves the same metrics.
+	p := startController(t, "--namespace="+ns, "--metrics-bind-address=127.0.0.1:0", "--metrics-secure=false")
 	metricsURL := "http://" + servedAddress(t, p, "metrics") + "/metrics"
 	createFoosInParallel(t, ns, n)
 	eventually(t, p, 3*time.Minute, fmt.Sprintf("all %d Foos to be Ready", n), func() (bool, string) {
