@@ -253,7 +253,7 @@ mkdir -p "$sa"
 cp "$SECRETS_DIR"/token "$SECRETS_DIR"/ca.crt "$SECRETS_DIR"/namespace "$sa"/
 exec "$@"`
 	cmd := exec.Command("unshare", "-m", "--propagation", "private", "bash", "-c", script, "in-pod",
-		controllerBin, "--leader-elect", "--metrics-bind-address=127.0.0.1:0", "--health-probe-bind-address=127.0.0.1:0", "-v=4")
+		imageBinary(t), "--leader-elect", "--metrics-bind-address=127.0.0.1:0", "--health-probe-bind-address=127.0.0.1:0", "-v=4")
 	home := t.TempDir() // no ~/.kube/config to fall back on
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "SECRETS_DIR=" + secrets,
 		"KUBERNETES_SERVICE_HOST=" + host, "KUBERNETES_SERVICE_PORT=" + port}
