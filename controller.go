@@ -62,6 +62,12 @@ const (
 	// processNextWorkItem), so a sync must not be able to block forever on a dead API server.
 	syncTimeout = 30 * time.Second
 
+	// expectationTimeout is how long a sync waits for the Deployment cache to show a Deployment
+	// this controller created (see expectations.go) before it gives up waiting and creates it
+	// again. After an API server restart the caches caught up within about 20s on the local
+	// cluster; a minute leaves room without leaving a lost Deployment missing for long.
+	expectationTimeout = time.Minute
+
 	// deploymentNameIndex indexes Foos by "namespace/spec.deploymentName", so that a Deployment
 	// nobody owns can be mapped to the Foo that wants its name (see handleDeployment).
 	deploymentNameIndex = "spec.deploymentName"
@@ -100,6 +106,9 @@ type Controller struct {
 	// conflictBackoff paces the retries of a key whose writes meet 409 Conflicts, apart from
 	// the workqueue's own backoff, which is for errors (see handleErr).
 	conflictBackoff workqueue.TypedRateLimiter[cache.ObjectName]
+	// expectations remembers the Deployments we created until the cache shows them, so that a
+	// sync in between does not create them again (expectations.go).
+	expectations *deploymentExpectations
 
 	// Events are recorded asynchronously and sent through eventsClient: a client of its own,
 	// so that events never wait in the client-side rate limiter behind (or delay) the writes
@@ -154,6 +163,7 @@ func NewController(
 		eventsClient:     eventsClient,
 		eventBroadcaster: eventBroadcaster,
 		recorder:         recorder,
+		expectations:     newDeploymentExpectations(expectationTimeout),
 	}
 	c.syncHandler = c.syncFoo
 	c.conflictBackoff = workqueue.NewTypedItemExponentialFailureRateLimiter[cache.ObjectName](100*time.Millisecond, 10*time.Second)
@@ -208,7 +218,7 @@ func NewController(
 				c.handleDeployment(ctx, oldObj)
 			}
 		},
-		DeleteFunc: func(obj interface{}) { c.handleDeployment(ctx, obj) },
+		DeleteFunc: func(obj interface{}) { c.deploymentDeleted(ctx, obj) },
 	}); err != nil {
 		return nil, fmt.Errorf("adding Deployment event handlers: %w", err)
 	}
@@ -286,6 +296,15 @@ func (c *Controller) handleDeployment(ctx context.Context, obj interface{}) {
 			"deployment", klog.KObj(deployment), "foo", klog.KObj(foo))
 		c.workqueue.Add(cache.MetaObjectToName(foo))
 	}
+}
+
+// deploymentDeleted: a Deployment we were waiting to see in the cache is gone, so the next sync
+// must not wait for it any longer but create it anew. Then, as for any change, its Foo is synced.
+func (c *Controller) deploymentDeleted(ctx context.Context, obj interface{}) {
+	if name, err := cache.DeletionHandlingObjectToName(obj); err == nil {
+		c.expectations.observed(name)
+	}
+	c.handleDeployment(ctx, obj)
 }
 
 // resolveControllerRef returns the Foo that a controller ownerReference points to, or nil if
@@ -473,13 +492,24 @@ func (c *Controller) syncFoo(ctx context.Context, key cache.ObjectName) error {
 	}
 
 	// Act: the Deployment must exist...
+	deploymentName := cache.NewObjectName(foo.Namespace, foo.Spec.DeploymentName)
 	deployment, err := c.deploymentsLister.Deployments(foo.Namespace).Get(foo.Spec.DeploymentName)
-	if apierrors.IsNotFound(err) {
-		if deployment, err = c.createDeployment(ctx, foo); deployment == nil {
-			return err // nothing to build, or a refusal already reported
+	switch {
+	case apierrors.IsNotFound(err):
+		if wait, pending := c.expectations.pending(deploymentName); pending {
+			// We created it moments ago (or were told it exists): the cache is behind, and its
+			// add event brings the Foo back. Creating again would only earn a 409.
+			logger.V(4).Info("Waiting for the Deployment cache to show the Deployment", "deployment", deploymentName, "for", wait)
+			c.workqueue.AddAfter(key, wait) // in case that event never comes
+			return nil
 		}
-	} else if err != nil {
+		if deployment, err = c.createDeployment(ctx, foo); deployment == nil {
+			return err // nothing to build, waiting for the cache, or a refusal already reported
+		}
+	case err != nil:
 		return err
+	default:
+		c.expectations.observed(deploymentName)
 	}
 
 	// ...be ours: metav1.IsControlledBy compares the controller ownerReference's UID with the

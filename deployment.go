@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 
@@ -161,10 +162,20 @@ func (c *Controller) createDeployment(ctx context.Context, foo *samplev1alpha1.F
 		return nil, nil
 	case isRejection(err):
 		return nil, c.reportRejection(ctx, foo, nil, "creating", err)
+	case apierrors.IsAlreadyExists(err):
+		// Our cache is behind (after a reconnect it can be seconds behind). Retrying now would
+		// read the same cache and create again; the Deployment's add event brings the Foo back
+		// once the cache has it, and the expectation's deadline if it never does.
+		logger.V(2).Info("Deployment already exists, though not yet in the cache; waiting for the cache",
+			"deployment", klog.KRef(foo.Namespace, foo.Spec.DeploymentName))
+		c.expectations.expect(cache.NewObjectName(foo.Namespace, foo.Spec.DeploymentName))
+		c.workqueue.AddAfter(cache.MetaObjectToName(foo), expectationTimeout)
+		return nil, nil
 	case err != nil:
-		// AlreadyExists means our cache is behind; the retry reads the newer cache.
 		return nil, fmt.Errorf("creating Deployment %s/%s: %w", foo.Namespace, foo.Spec.DeploymentName, err)
 	}
+	// Until the cache shows it, a sync must not take its absence for a reason to create it.
+	c.expectations.expect(cache.NewObjectName(foo.Namespace, foo.Spec.DeploymentName))
 	c.recorder.Eventf(foo, corev1.EventTypeNormal, samplev1alpha1.EventReasonDeploymentCreated, "Created Deployment %s", deployment.Name)
 	return deployment, nil
 }
