@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"k8s.io/klog/v2"
 )
 
 // Check is one named probe check. client-go's leaderelection.HealthzAdaptor is one.
@@ -24,8 +26,10 @@ func (c CheckFunc) Name() string                  { return c.CheckName }
 func (c CheckFunc) Check(req *http.Request) error { return c.Func(req) }
 
 // Handler serves /healthz with the liveness checks and /readyz with the readiness checks.
-// A probe answers 200 "ok" when all its checks pass, and 503 with each check's result when
-// one fails, so `curl host:port/readyz` tells a person what is wrong.
+// A probe answers 200 "ok" when all its checks pass, and 503 with each check's name and
+// ok/failed when one fails, so `curl host:port/readyz` tells a person which check fails. Why it
+// fails goes to the log only, as Kubernetes' own components withhold it: the probe port needs
+// no token, so anyone who reaches it reads the answer.
 func Handler(liveness, readiness []Check) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/healthz", checksHandler(liveness))
@@ -40,7 +44,8 @@ func checksHandler(checks []Check) http.HandlerFunc {
 		for _, c := range checks {
 			if err := c.Check(req); err != nil {
 				failed = true
-				fmt.Fprintf(&report, "[-] %s failed: %v\n", c.Name(), err)
+				fmt.Fprintf(&report, "[-] %s failed: reason withheld\n", c.Name())
+				klog.FromContext(req.Context()).V(2).Info("Probe check failed", "path", req.URL.Path, "check", c.Name(), "err", err)
 			} else {
 				fmt.Fprintf(&report, "[+] %s ok\n", c.Name())
 			}
