@@ -137,7 +137,9 @@ func NewController(
 	fooInformer informers.FooInformer) (*Controller, error) {
 	logger := klog.FromContext(ctx)
 
-	eventBroadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	// Not ctx itself: cancelling it (SIGTERM) would stop the broadcaster at once, dropping the
+	// Events of the syncs the workers still finish. Run shuts it down when they are done.
+	eventBroadcaster := record.NewBroadcaster(record.WithContext(context.WithoutCancel(ctx)))
 	recorder := eventBroadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: controllerAgentName})
 
 	// Per-item exponential backoff (5ms doubling, see maxRetries) for a key that keeps failing,
