@@ -62,6 +62,11 @@ const (
 	// processNextWorkItem), so a sync must not be able to block forever on a dead API server.
 	syncTimeout = 30 * time.Second
 
+	// conflictSafetyNet is when a key whose write met a 409 Conflict comes back if the watch
+	// event of the newer version somehow does not bring it back first (see handleErr); it
+	// doubles while conflicts repeat, up to 5 minutes.
+	conflictSafetyNet = 30 * time.Second
+
 	// expectationTimeout is how long a sync waits for the Deployment cache to show a Deployment
 	// this controller created (see expectations.go) before it gives up waiting and creates it
 	// again. After an API server restart the caches caught up within about 20s on the local
@@ -168,7 +173,7 @@ func NewController(
 		expectations:     newDeploymentExpectations(expectationTimeout),
 	}
 	c.syncHandler = c.syncFoo
-	c.conflictBackoff = workqueue.NewTypedItemExponentialFailureRateLimiter[cache.ObjectName](100*time.Millisecond, 10*time.Second)
+	c.conflictBackoff = workqueue.NewTypedItemExponentialFailureRateLimiter[cache.ObjectName](conflictSafetyNet, 5*time.Minute)
 
 	// An index is a second key the cache can look objects up by, kept up to date as the watch
 	// delivers changes. Indexers must be added before the informer starts.
@@ -429,10 +434,11 @@ func (c *Controller) handleErr(ctx context.Context, err error, key cache.ObjectN
 
 	case apierrors.IsConflict(err):
 		// 409 Conflict: we wrote with a resourceVersion that is no longer current (optimistic
-		// concurrency): our cache was behind, nothing is wrong. The newer version's watch event
-		// brings the key back anyway; this requeue is the safety net. It has a backoff of its own
-		// (100ms doubling to 10s, so a fight with another writer slows down) and does not count
-		// toward maxRetries: that budget is for errors.
+		// concurrency): our cache was behind, nothing is wrong. The newer version is on its way
+		// through the watch, and its event brings the key back; retrying before the cache has
+		// it would only conflict again (after an API server restart the cache can be many
+		// seconds behind). So no retry now: this requeue, 30s later and backing off, is only the
+		// safety net. It does not count toward maxRetries: that budget is for errors.
 		metrics.ReconcileTotal.WithLabelValues(metrics.ResultConflict).Inc()
 		conflicts := c.conflictBackoff.NumRequeues(key)
 		if conflicts >= maxRetries {

@@ -64,7 +64,7 @@ func (b *fooBuilder) converged() *fooBuilder {
 	d := newDeploymentFor(b.foo).available().d
 	b.foo.Status = samplev1alpha1.FooStatus{
 		ObservedGeneration: b.foo.Generation,
-		AvailableReplicas:  *b.foo.Spec.Replicas,
+		AvailableReplicas:  desiredReplicas(b.foo),
 		Conditions: []metav1.Condition{{
 			Type: samplev1alpha1.ConditionReady, Status: metav1.ConditionTrue,
 			Reason:             samplev1alpha1.ReasonDeploymentAvailable,
@@ -92,23 +92,56 @@ func newDeploymentFor(foo *samplev1alpha1.Foo) *deploymentBuilder {
 	d.Generation = 1
 	d.UID = types.UID("uid-deploy-" + foo.Name)
 	d.Annotations = map[string]string{"deployment.kubernetes.io/revision": "1"}
-	d.Spec.RevisionHistoryLimit = ptr.To[int32](10)
-	d.Spec.ProgressDeadlineSeconds = ptr.To[int32](600)
-	d.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType}
+	setDeploymentDefaults(d)
+	return &deploymentBuilder{d}
+}
+
+// setDeploymentDefaults fills in, where unset, the fields the API server defaults in a Deployment
+// it stores (a subset of Kubernetes' apps/v1 and core/v1 defaulting: the fields newDeployment
+// leaves unset that the controller's comparisons could mistake for drift).
+func setDeploymentDefaults(d *appsv1.Deployment) {
+	if d.Spec.RevisionHistoryLimit == nil {
+		d.Spec.RevisionHistoryLimit = ptr.To[int32](10)
+	}
+	if d.Spec.ProgressDeadlineSeconds == nil {
+		d.Spec.ProgressDeadlineSeconds = ptr.To[int32](600)
+	}
+	if d.Spec.Strategy.Type == "" {
+		d.Spec.Strategy.Type = appsv1.RollingUpdateDeploymentStrategyType
+	}
 	pod := &d.Spec.Template.Spec
-	pod.RestartPolicy = corev1.RestartPolicyAlways
-	pod.DNSPolicy = corev1.DNSClusterFirst
-	pod.SchedulerName = corev1.DefaultSchedulerName
-	pod.TerminationGracePeriodSeconds = ptr.To[int64](30)
+	if pod.RestartPolicy == "" {
+		pod.RestartPolicy = corev1.RestartPolicyAlways
+	}
+	if pod.DNSPolicy == "" {
+		pod.DNSPolicy = corev1.DNSClusterFirst
+	}
+	if pod.SchedulerName == "" {
+		pod.SchedulerName = corev1.DefaultSchedulerName
+	}
+	if pod.TerminationGracePeriodSeconds == nil {
+		pod.TerminationGracePeriodSeconds = ptr.To[int64](30)
+	}
 	if pod.SecurityContext == nil {
 		pod.SecurityContext = &corev1.PodSecurityContext{}
 	}
-	c := &pod.Containers[0]
-	c.ImagePullPolicy = corev1.PullIfNotPresent
-	c.TerminationMessagePath = corev1.TerminationMessagePathDefault
-	c.TerminationMessagePolicy = corev1.TerminationMessageReadFile
-	c.Ports[0].Protocol = corev1.ProtocolTCP
-	return &deploymentBuilder{d}
+	for i := range pod.Containers {
+		c := &pod.Containers[i]
+		if c.ImagePullPolicy == "" {
+			c.ImagePullPolicy = corev1.PullIfNotPresent
+		}
+		if c.TerminationMessagePath == "" {
+			c.TerminationMessagePath = corev1.TerminationMessagePathDefault
+		}
+		if c.TerminationMessagePolicy == "" {
+			c.TerminationMessagePolicy = corev1.TerminationMessageReadFile
+		}
+		for j := range c.Ports {
+			if c.Ports[j].Protocol == "" {
+				c.Ports[j].Protocol = corev1.ProtocolTCP
+			}
+		}
+	}
 }
 
 func (b *deploymentBuilder) available() *deploymentBuilder {
@@ -705,7 +738,15 @@ func TestSyncFooStatusConflictIsReturnedAndRequeuedQuietly(t *testing.T) {
 	if n := f.controller.workqueue.NumRequeues(cache.MetaObjectToName(foo)); n != 0 {
 		t.Errorf("NumRequeues = %d, want 0: a conflict is not an error", n)
 	}
-	waitForQueueLen(t, f.controller.workqueue, 1) // retried after the conflict backoff (100ms)
+	// Not retried on a timer: the version that made the write conflict is on its way through
+	// the watch, and until the cache has it a retry would conflict again (after an API server
+	// restart, for many seconds). Its event brings the key back.
+	time.Sleep(300 * time.Millisecond) // what a 100ms retry timer would have taken
+	if n := f.controller.workqueue.Len(); n != 0 {
+		t.Errorf("the key was queued again %d times before the newer version arrived, want it to wait", n)
+	}
+	f.controller.enqueueFoo(ctx, foo, "updated")
+	waitForQueueLen(t, f.controller.workqueue, 1)
 }
 
 // A write the API server refuses on its merits (a quota, an admission policy, RBAC) is told to
@@ -1020,8 +1061,7 @@ func TestConflictsDoNotCountTowardMaxRetries(t *testing.T) {
 	}
 }
 
-// Conflicts after conflicts back off (a fight with another writer slows down), and a success
-// resets that backoff.
+// The safety net behind conflicts backs off while they repeat, and a success resets it.
 func TestConflictsBackOffUntilASuccess(t *testing.T) {
 	key := cache.NewObjectName("default", "test")
 	f := newFixture(t, nil, nil)
@@ -1035,8 +1075,8 @@ func TestConflictsBackOffUntilASuccess(t *testing.T) {
 			t.Fatalf("after %d conflicts the conflict backoff counts %d", i+1, got)
 		}
 	}
-	if d := c.conflictBackoff.When(key); d < 800*time.Millisecond {
-		t.Errorf("the 4th conflict in a row waits %s, want the backoff grown to 800ms", d)
+	if d := c.conflictBackoff.When(key); d < 8*conflictSafetyNet {
+		t.Errorf("the 4th conflict in a row waits %s, want the backoff grown to %s", d, 8*conflictSafetyNet)
 	}
 	c.handleErr(ctx, nil, key)
 	if got := c.conflictBackoff.NumRequeues(key); got != 0 {

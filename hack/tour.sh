@@ -441,7 +441,7 @@ kubectl get foo tour-foo -n "$namespace"
 
 section "Optimistic concurrency: 409 Conflict"
 
-step "Read a Foo, let someone else change it, then PUT the stale copy: 409 Conflict, nothing overwritten (the controller retries the key after 100 ms, from its newer cache)."
+step "Read a Foo, let someone else change it, then PUT the stale copy: 409 Conflict, nothing overwritten (the controller syncs the key again when the newer version reaches its cache)."
 http 200 GET "$foos/tour-foo"
 cp "$tmp/body" "$tmp/stale.json"
 stale_rv="$(value metadata.resourceVersion <"$tmp/stale.json")"
