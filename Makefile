@@ -4,7 +4,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 
 BIN := bin/sample-controller
 
-.PHONY: help build image image-test test unit unit-foreign-env generate verify fmt vet e2e bench bench-smoke tour run cluster-bins cluster-up cluster-down
+.PHONY: help build image image-test test unit unit-foreign-env generate verify fmt vet e2e bench bench-smoke soak fuzz fuzz-smoke tour run cluster-bins cluster-up cluster-down
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -37,6 +37,15 @@ bench: ## The benchmark on a local cluster of its own (N=1000, 3 rounds, about 5
 
 bench-smoke: ## The benchmark at N=50: only checks that it still works
 	BENCH_NODES=3 BENCH_ARGS="--n=50 --pods-n=50 --memory-n=50 --latency-duration=2s --resync=5s --json=_output/bench/smoke.json" hack/bench.sh
+
+fuzz: ## Fuzz the sync path (syncFoo, driftedFields) for FUZZ_TIME per target (default 5m); a failing input lands in testdata/fuzz/
+	FUZZ_TIME=$${FUZZ_TIME:-5m} hack/fuzz.sh
+
+fuzz-smoke: ## Each fuzz target for 20s (CI)
+	FUZZ_TIME=20s hack/fuzz.sh
+
+soak: ## Soak (not in CI): 1,000 Foos under steady churn for 30 min on a cluster of its own; fails on leaks (SOAK_DURATION, SOAK_FOOS, SOAK_ARGS; docs/reliability.md)
+	hack/soak.sh
 
 tour: ## A live tour of the Kubernetes API on the local cluster (or $$KUBECONFIG's), one explained step at a time (~25 s)
 	hack/tour.sh

@@ -88,18 +88,7 @@ func (p *controller) cpuProfile(d time.Duration, path string) {
 }
 
 // scrape reads the controller's /metrics.
-func (p *controller) scrape() (promtext.Samples, error) {
-	resp, err := http.Get(p.metrics)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	return promtext.Parse(string(b)), nil
-}
+func (p *controller) scrape() (promtext.Samples, error) { return promtext.Scrape(p.metrics) }
 
 // waitQuiet waits until the controller has made no request for quiet (events included).
 func (p *controller) waitQuiet(quiet time.Duration) error {

@@ -2,10 +2,7 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"runtime"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -48,21 +45,7 @@ func (b *bench) memory(ns string, n int, dropManagedFields bool) (Memory, error)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	m.PeakRSSMiB, err = peakRSS(p.Pid())
+	peakKiB, err := p.StatusKiB("VmHWM") // the peak resident set
+	m.PeakRSSMiB = peakKiB / 1024
 	return m, err
-}
-
-// peakRSS reads a process's peak resident set (VmHWM) from /proc.
-func peakRSS(pid int) (peakMiB float64, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			return kb / 1024, nil
-		}
-	}
-	return 0, fmt.Errorf("no VmHWM for pid %d", pid)
 }

@@ -1,7 +1,7 @@
 // Package process runs the controller binary as a separate process, as a user would: its
 // output goes to a log file that can be read while it runs (for the addresses its HTTP
-// servers listen on, for one), and it is stopped with SIGTERM. The end-to-end tests and the
-// benchmark both run the controller this way.
+// servers listen on, for one), and it is stopped with SIGTERM. The end-to-end tests, the
+// benchmark and the soak all run the controller this way.
 package process
 
 import (
@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -98,6 +99,26 @@ func (p *Process) LogTail(n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// StatusKiB reads one memory field of the running process's /proc/PID/status, in KiB:
+// "VmRSS" (resident now), "VmHWM" (peak resident), ...
+func (p *Process) StatusKiB(field string) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid()))
+	if err != nil {
+		return 0, err
+	}
+	return statusKiB(string(b), field)
+}
+
+// statusKiB finds `FIELD:   1234 kB` in the text of a /proc/PID/status.
+func statusKiB(status, field string) (float64, error) {
+	for _, line := range strings.Split(status, "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == field+":" {
+			return strconv.ParseFloat(f[1], 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s in /proc/PID/status", field)
 }
 
 var servingRE = regexp.MustCompile(`"Serving" server="([^"]+)" address="([^"]+)"`)

@@ -104,3 +104,20 @@ func TestWaitForAddressOfAProcessThatExits(t *testing.T) {
 		t.Error("Wait = nil, want exit status 1")
 	}
 }
+
+func TestStatusKiB(t *testing.T) {
+	const status = "Name:\tsample-controller\nVmHWM:\t   91234 kB\nVmRSS:\t   81234 kB\nThreads:\t12\n"
+	for field, want := range map[string]float64{"VmRSS": 81234, "VmHWM": 91234} {
+		if got, err := statusKiB(status, field); err != nil || got != want {
+			t.Errorf("statusKiB(%s) = %v, %v; want %v", field, got, err, want)
+		}
+	}
+	if got, err := statusKiB(status, "VmSwap"); err == nil {
+		t.Errorf("statusKiB(VmSwap) = %v, want an error", got)
+	}
+	// And from a live process: any running process has a resident set.
+	p := start(t, "sleep 30")
+	if kib, err := p.StatusKiB("VmRSS"); err != nil || kib <= 0 {
+		t.Errorf("StatusKiB(VmRSS) of a running process = %v, %v", kib, err)
+	}
+}

@@ -1,11 +1,15 @@
 // Package promtext reads the Prometheus text exposition format that the controller serves on
-// /metrics: what the end-to-end tests check and what the benchmark counts.
+// /metrics: what the end-to-end tests check, what the benchmark counts and what the soak samples.
 package promtext
 
 import (
+	"fmt"
+	"io"
+	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Samples is one scrape: the value of each sample, by its series as the text writes it,
@@ -31,6 +35,26 @@ func Parse(text string) Samples {
 		}
 	}
 	return out
+}
+
+// scrapeClient bounds a scrape: a controller that stops answering is an error, not a hang.
+var scrapeClient = &http.Client{Timeout: 10 * time.Second}
+
+// Scrape GETs url (a /metrics endpoint served without authentication) and parses the answer.
+func Scrape(url string) (Samples, error) {
+	resp, err := scrapeClient.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return Parse(string(b)), nil
 }
 
 // splitSeries splits a sample line into its series and what follows (the value, perhaps a

@@ -1,7 +1,10 @@
 package promtext
 
 import (
+	"fmt"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 )
 
@@ -84,5 +87,26 @@ samplecontroller_reconcile_total{result="success"} 9
 	}
 	if got := DeltaBy(after, after, "rest_client_requests_total", "method"); len(got) != 0 {
 		t.Errorf("DeltaBy of a scrape against itself = %v, want nothing", got)
+	}
+}
+
+func TestScrape(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/metrics" {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprint(w, scrape)
+	}))
+	defer srv.Close()
+	s, err := Scrape(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := s.Sum(`workqueue_depth{name="other"}`); !ok || v != 7 {
+		t.Errorf("scraped workqueue_depth{name=other} = %v, %v; want 7", v, ok)
+	}
+	if _, err := Scrape(srv.URL + "/nothing"); err == nil {
+		t.Error("Scrape of a 404 succeeded, want an error")
 	}
 }
