@@ -277,8 +277,9 @@ func TestFaultEditStormAndFight(t *testing.T) {
 
 	eventually(t, p, 2*time.Minute, "every Deployment put back", func() (bool, string) { return actorsConverged(ns, want) })
 	actorsStillRunning(t, p)
-	if during > 3*baseline+5*time.Second {
-		t.Errorf("a new Foo took %s to converge during the storm and fight, %s before: the others were slowed", during, baseline)
+	// A hot loop or a starved queue would take minutes; the margin is for a loaded machine.
+	if during > 4*baseline+10*time.Second {
+		t.Errorf("a new Foo took %s to converge during the storm and fight, %s before (bound: 4x + 10s): the others were slowed", during, baseline)
 	}
 
 	events := controllerRequestsSince(t, mark, ns)
