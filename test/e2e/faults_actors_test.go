@@ -148,36 +148,17 @@ func actorsPodQuota(t *testing.T, ns string) {
 // actorsScaleAll sets every Foo's spec.replicas, 16 at a time.
 func actorsScaleAll(t *testing.T, ns string, n int, replicas int32) {
 	t.Helper()
-	var wg sync.WaitGroup
-	next := make(chan int)
-	errs := make(chan error, n)
-	for range 16 {
-		wg.Go(func() {
-			for i := range next {
-				err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-					foo, err := sampleClient.SamplecontrollerV1alpha1().Foos(ns).Get(context.Background(), fooName(i), metav1.GetOptions{})
-					if err != nil {
-						return err
-					}
-					foo.Spec.Replicas = ptr.To(replicas)
-					_, err = sampleClient.SamplecontrollerV1alpha1().Foos(ns).Update(context.Background(), foo, metav1.UpdateOptions{})
-					return err
-				})
-				if err != nil {
-					errs <- err
-				}
+	inParallel(t, "scaling Foos", n, func(i int) error {
+		return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			foo, err := sampleClient.SamplecontrollerV1alpha1().Foos(ns).Get(context.Background(), fooName(i), metav1.GetOptions{})
+			if err != nil {
+				return err
 			}
+			foo.Spec.Replicas = ptr.To(replicas)
+			_, err = sampleClient.SamplecontrollerV1alpha1().Foos(ns).Update(context.Background(), foo, metav1.UpdateOptions{})
+			return err
 		})
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatalf("scaling Foos: %v", err)
-	}
+	})
 }
 
 // ---- the scenarios ----

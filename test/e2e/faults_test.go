@@ -222,29 +222,12 @@ func faultWaitDeployments(t *testing.T, p *controllerProcess, ns string, n int) 
 // replica.
 func faultCreateFoos(t *testing.T, ns, prefix string, n, withPods int) {
 	t.Helper()
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	next := make(chan int)
-	for range 16 {
-		wg.Go(func() {
-			for i := range next {
-				name := fmt.Sprintf("%s-%03d", prefix, i)
-				if _, err := sampleClient.SamplecontrollerV1alpha1().Foos(ns).Create(context.Background(),
-					newFoo(ns, name, name, faultReplicas(i, withPods)), metav1.CreateOptions{}); err != nil {
-					errs <- err
-				}
-			}
-		})
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatalf("creating Foos: %v", err)
-	}
+	inParallel(t, "creating Foos", n, func(i int) error {
+		name := fmt.Sprintf("%s-%03d", prefix, i)
+		_, err := sampleClient.SamplecontrollerV1alpha1().Foos(ns).Create(context.Background(),
+			newFoo(ns, name, name, faultReplicas(i, withPods)), metav1.CreateOptions{})
+		return err
+	})
 }
 
 func faultSetReplicas(t *testing.T, ns, name string, replicas int32) {

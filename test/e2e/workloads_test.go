@@ -188,15 +188,24 @@ func TestBackgroundDeletionRecreatesNoDeployment(t *testing.T) {
 
 func createFoosInParallel(t *testing.T, ns string, n int) {
 	t.Helper()
+	inParallel(t, "creating Foos", n, func(i int) error {
+		_, err := sampleClient.SamplecontrollerV1alpha1().Foos(ns).Create(context.Background(),
+			newFoo(ns, fooName(i), fooName(i), 0), metav1.CreateOptions{})
+		return err
+	})
+}
+
+// inParallel calls do(0) ... do(n-1), 16 at a time, and fails the test (saying what it was
+// doing) on the first error.
+func inParallel(t *testing.T, what string, n int, do func(i int) error) {
+	t.Helper()
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	next := make(chan int)
 	for range 16 {
 		wg.Go(func() {
 			for i := range next {
-				_, err := sampleClient.SamplecontrollerV1alpha1().Foos(ns).Create(context.Background(),
-					newFoo(ns, fooName(i), fooName(i), 0), metav1.CreateOptions{})
-				if err != nil {
+				if err := do(i); err != nil {
 					errs <- err
 				}
 			}
@@ -209,6 +218,6 @@ func createFoosInParallel(t *testing.T, ns string, n int) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		t.Fatalf("creating Foos: %v", err)
+		t.Fatalf("%s: %v", what, err)
 	}
 }
