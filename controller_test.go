@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -520,6 +521,27 @@ func TestSyncFoo(t *testing.T) {
 				if c.Status != metav1.ConditionFalse || c.Reason != samplev1alpha1.ReasonDeploymentReplicaFailure ||
 					!strings.Contains(c.Message, "FailedCreate") || !strings.Contains(c.Message, "exceeded quota: no-pods") {
 					t.Errorf("Ready = %+v, want False/DeploymentReplicaFailure with the Deployment's reason and message", c)
+				}
+			},
+		},
+		{
+			name: "ReplicaFailure with a message longer than the schema allows in a condition: quoted cut short, so the status write is accepted",
+			foo:  newFoo("test", 2).readyReason(metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentProgressing, "Deployment test-deploy: 0 of 2 replicas available").foo,
+			deployments: []*appsv1.Deployment{newDeploymentFor(newFoo("test", 2).foo).mutate(func(d *appsv1.Deployment) {
+				d.Status = appsv1.DeploymentStatus{ObservedGeneration: 1,
+					Conditions: []appsv1.DeploymentCondition{
+						{Type: appsv1.DeploymentReplicaFailure, Status: corev1.ConditionTrue, Reason: "FailedCreate",
+							Message: "admission webhook denied the request: " + strings.Repeat("é", 40000)}}}
+			}).d},
+			wantWrites: []string{"update foos/status"},
+			wantEvents: []string{"Warning " + samplev1alpha1.ReasonDeploymentReplicaFailure},
+			check: func(t *testing.T, f *fixture, w []core.Action) {
+				c := readyOf(t, w[0])
+				// The CRD's schema: a condition message has at most 32768 characters.
+				if n := utf8.RuneCountInString(c.Message); n > 32768 || !utf8.ValidString(c.Message) ||
+					!strings.Contains(c.Message, "admission webhook denied the request") {
+					t.Errorf("Ready message has %d characters (valid UTF-8: %v), want at most 32768 with the start of the Deployment's message",
+						n, utf8.ValidString(c.Message))
 				}
 			},
 		},

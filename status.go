@@ -22,13 +22,16 @@ import (
 	samplev1alpha1 "example.com/sample-controller/pkg/apis/samplecontroller/v1alpha1"
 )
 
-// newReadyCondition builds the Ready condition for this generation of the Foo.
+// newReadyCondition builds the Ready condition for this generation of the Foo. The message is
+// cut to maxConditionMessage: it may quote other components (a webhook's denial in a
+// Deployment's ReplicaFailure, the API server's refusal), and a message over the schema's limit
+// would make every status write fail.
 func newReadyCondition(foo *samplev1alpha1.Foo, status metav1.ConditionStatus, reason, message string) metav1.Condition {
 	return metav1.Condition{
 		Type:               samplev1alpha1.ConditionReady,
 		Status:             status,
 		Reason:             reason,
-		Message:            message,
+		Message:            truncate(message, maxConditionMessage),
 		ObservedGeneration: foo.Generation,
 	}
 }
@@ -93,7 +96,7 @@ func isRejection(err error) bool {
 // differently each time (a request ID in it) would otherwise loop at full QPS.
 func (c *Controller) reportRejection(ctx context.Context, foo *samplev1alpha1.Foo, deployment *appsv1.Deployment, verb string, err error) error {
 	kind := fmt.Sprintf("the API server refused %s Deployment %s (%s): ", verb, foo.Spec.DeploymentName, apierrors.ReasonForError(err))
-	msg := kind + truncate(err.Error(), maxRejectionMessage)
+	msg := kind + err.Error()
 	if prev := meta.FindStatusCondition(foo.Status.Conditions, samplev1alpha1.ConditionReady); prev != nil &&
 		prev.Reason == samplev1alpha1.ReasonDeploymentRejected && prev.ObservedGeneration == foo.Generation &&
 		strings.HasPrefix(prev.Message, kind) {
@@ -104,9 +107,9 @@ func (c *Controller) reportRejection(ctx context.Context, foo *samplev1alpha1.Fo
 		c.updateFooStatus(ctx, foo, deployment, cond))
 }
 
-// maxRejectionMessage bounds the server's answer quoted in a condition (the schema allows 32768
-// characters in a condition message; a webhook may answer with more).
-const maxRejectionMessage = 4096
+// maxConditionMessage bounds a condition's message, in bytes: the schema allows 32768
+// characters, and a few KiB say all a reader needs.
+const maxConditionMessage = 4096
 
 // truncate cuts s to at most max bytes without splitting a UTF-8 character.
 func truncate(s string, max int) string {

@@ -2,8 +2,10 @@ package main
 
 // Fuzz tests of the sync path: syncFoo over Foo/Deployment pairs derived from the fuzzer's input,
 // with the fake clientsets behind a small model of what the API server does with the controller's
-// writes (validation, defaulting, metadata.generation, the status subresource). The properties,
-// each checked on every input:
+// writes (validation, defaulting, metadata.generation, the status subresource). An input also
+// picks a fault the API server answers the controller's writes with (until it clears), and
+// whether the Foo cache is behind the API server (the Foo deleted, replaced, being deleted).
+// The properties, each checked on every input:
 //
 //  1. syncFoo returns, within a bound, nil or an error: no panic, no hang.
 //  2. Idempotence: once a sync's writes are in the caches (read back from the fake clientsets into
@@ -16,6 +18,8 @@ package main
 //     setManagedFields on any Deployment) has nothing in driftedFields (also FuzzDriftedFields).
 //  5. A Foo with a deletionTimestamp gets no writes and no Events at all.
 //  6. A sync never modifies an object in the informers' caches (they are shared).
+//  7. For a Foo the CRD admits, the API server refuses none of the controller's writes as invalid
+//     (the Deployment it builds, the status it writes against the CRD's schema).
 //
 // hack/fuzz.sh runs each target for a while; `go test .` runs the seeds below and the corpus in
 // testdata/fuzz/ as ordinary tests.
@@ -26,11 +30,13 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
+	"regexp"
 	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -53,8 +59,10 @@ import (
 	samplev1alpha1 "example.com/sample-controller/pkg/apis/samplecontroller/v1alpha1"
 )
 
-// syncShape is everything about a FuzzSyncFoo case but the names, the replicas and the drift,
-// packed into the fuzzer's uint64 so that each field mutates independently.
+// syncShape is everything about a FuzzSyncFoo case but the names, the replicas and the drift:
+// one byte of the fuzzer's shape argument per field, taken modulo the field's range. Bytes, not
+// an integer: the fuzzer mutates a byte slice anywhere (flips, random bytes, insertions), but
+// an integer only by adding or subtracting at most 100, which would leave high fields alone.
 type syncShape struct {
 	replicas   uint8 // replicasAsGiven, replicasNil, replicasZero, replicasInRange
 	deployment uint8 // 0: none; anything else: a Deployment of that name exists
@@ -109,8 +117,13 @@ const (
 )
 
 // Faults the API server model injects into the controller's writes until they are cleared.
-// Values 0 to 7 inject none, so that half the inputs run without faults.
-const faultNone = 0
+// Values 0 to 6 inject none, so that about half the inputs run without faults.
+const (
+	faultNone = 0
+	// faultDeploymentAmbiguous: a create or update of a Deployment is applied, but its answer
+	// is lost (504): the controller cannot tell it took effect.
+	faultDeploymentAmbiguous = 7
+)
 
 const (
 	faultDeploymentQuota     = 8 + iota // 403 from a ResourceQuota
@@ -131,21 +144,25 @@ const (
 	serverDeleting        // being deleted (foreground): deletionTimestamp set
 )
 
-func (s syncShape) pack() uint64 {
-	v := uint64(s.replicas&3) | uint64(s.deployment&3)<<2 | uint64(s.owner&7)<<4 | uint64(s.fooStatus&7)<<8 |
-		uint64(s.deplStatus&7)<<11 | uint64(s.generation&3)<<14 | uint64(s.fault&15)<<16 | uint64(s.counts)<<20 |
-		uint64(s.server&3)<<28
+func (s syncShape) pack() []byte {
+	deleting := byte(0)
 	if s.deleting {
-		v |= 1 << 7
+		deleting = 1
 	}
-	return v
+	return []byte{s.replicas, s.deployment, s.owner, deleting, s.fooStatus, s.deplStatus, s.generation, s.fault, s.counts, s.server}
 }
 
-func unpackSyncShape(v uint64) syncShape {
+func unpackSyncShape(b []byte) syncShape {
+	field := func(i int, n int) uint8 { // byte i modulo n; 0 past the end
+		if i >= len(b) {
+			return 0
+		}
+		return uint8(int(b[i]) % n)
+	}
 	return syncShape{
-		replicas: uint8(v & 3), deployment: uint8(v >> 2 & 3), owner: uint8(v >> 4 & 7), deleting: v>>7&1 == 1,
-		fooStatus: uint8(v >> 8 & 7), deplStatus: uint8(v >> 11 & 7), generation: uint8(v >> 14 & 3),
-		fault: uint8(v >> 16 & 15), counts: uint8(v >> 20), server: uint8(v >> 28 & 3),
+		replicas: field(0, 4), deployment: field(1, 4), owner: field(2, 8), deleting: field(3, 2) == 1,
+		fooStatus: field(4, 8), deplStatus: field(5, 8), generation: field(6, 4), fault: field(7, 16),
+		counts: field(8, 256), server: field(9, 4),
 	}
 }
 
@@ -396,6 +413,9 @@ type apiServer struct {
 	f       *fixture
 	fault   uint8
 	refused int // writes answered with an error: they changed nothing
+	// invalid holds the writes refused by validation (422): the Deployment's, or the Foo's status
+	// against the CRD's schema. Injected faults are not counted here.
+	invalid []error
 	rv      int
 }
 
@@ -413,6 +433,12 @@ func newAPIServer(f *fixture, fault uint8) *apiServer {
 func (s *apiServer) nextResourceVersion() string {
 	s.rv++
 	return fmt.Sprint(s.rv)
+}
+
+// refuseInvalid refuses a write that fails validation.
+func (s *apiServer) refuseInvalid(err error) (bool, runtime.Object, error) {
+	s.invalid = append(s.invalid, err)
+	return s.refuse(err)
 }
 
 func (s *apiServer) refuse(err error) (bool, runtime.Object, error) {
@@ -442,6 +468,15 @@ func (s *apiServer) injectDeploymentFault(a core.Action) (bool, runtime.Object, 
 	name, gr := actionObjectName(a), appsv1.Resource("deployments")
 	switch {
 	case !isWriteVerb(a.GetVerb()):
+	case s.fault == faultDeploymentAmbiguous && (a.GetVerb() == "create" || a.GetVerb() == "update") && a.GetSubresource() == "":
+		apply := s.updateDeployment
+		if a.GetVerb() == "create" {
+			apply = s.createDeployment
+		}
+		if _, _, err := apply(a); err != nil {
+			return true, nil, err // refused on its merits: counted there
+		}
+		return true, nil, apierrors.NewServerTimeout(gr, a.GetVerb(), 1)
 	case s.fault == faultDeploymentQuota:
 		return s.refuse(apierrors.NewForbidden(gr, name, errors.New("exceeded quota: deployments, requested: count/deployments.apps=1, used: count/deployments.apps=2, limited: count/deployments.apps=2")))
 	case s.fault == faultDeploymentInvalid:
@@ -464,6 +499,15 @@ func (s *apiServer) injectDeploymentFault(a core.Action) (bool, runtime.Object, 
 }
 
 func (s *apiServer) injectFooFault(a core.Action) (bool, runtime.Object, error) {
+	if s.fault == faultDeploymentForbidden && a.GetVerb() == "get" {
+		// The same missing RBAC: no get on foos either (a read: not counted as a refused write).
+		name := ""
+		if g, ok := a.(core.GetAction); ok {
+			name = g.GetName()
+		}
+		return true, nil, apierrors.NewForbidden(samplev1alpha1.Resource("foos"), name,
+			errors.New(`User "system:serviceaccount:sample-controller:sample-controller" cannot get resource "foos"`))
+	}
 	if !isWriteVerb(a.GetVerb()) {
 		return false, nil, nil
 	}
@@ -513,6 +557,45 @@ func validateDeployment(d *appsv1.Deployment) field.ErrorList {
 	return errs
 }
 
+// validateFooStatus is the Foo CRD's schema for status (artifacts/crd/), as the API server applies
+// it to a write of the /status subresource: metav1.Condition's constraints, and conditions as a
+// map keyed by type.
+func validateFooStatus(status *samplev1alpha1.FooStatus) field.ErrorList {
+	var errs field.ErrorList
+	seen := map[string]bool{}
+	for i, c := range status.Conditions {
+		p := field.NewPath("status", "conditions").Index(i)
+		if n := utf8.RuneCountInString(c.Message); n > 32768 {
+			errs = append(errs, field.Invalid(p.Child("message"), fmt.Sprintf("<%d characters>", n), "should be at most 32768 characters long"))
+		}
+		if len(c.Reason) < 1 || len(c.Reason) > 1024 || !conditionReason.MatchString(c.Reason) {
+			errs = append(errs, field.Invalid(p.Child("reason"), c.Reason, "should match "+conditionReason.String()))
+		}
+		if len(c.Type) > 316 || !conditionType.MatchString(c.Type) {
+			errs = append(errs, field.Invalid(p.Child("type"), c.Type, "should match "+conditionType.String()))
+		}
+		if seen[c.Type] {
+			errs = append(errs, field.Duplicate(p, c.Type))
+		}
+		seen[c.Type] = true
+		if c.Status != metav1.ConditionTrue && c.Status != metav1.ConditionFalse && c.Status != metav1.ConditionUnknown {
+			errs = append(errs, field.NotSupported(p.Child("status"), c.Status, []string{"True", "False", "Unknown"}))
+		}
+		if c.LastTransitionTime.IsZero() {
+			errs = append(errs, field.Required(p.Child("lastTransitionTime"), ""))
+		}
+		if c.ObservedGeneration < 0 {
+			errs = append(errs, field.Invalid(p.Child("observedGeneration"), c.ObservedGeneration, "should be greater than or equal to 0"))
+		}
+	}
+	return errs
+}
+
+var (
+	conditionReason = regexp.MustCompile(`^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$`)
+	conditionType   = regexp.MustCompile(`^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$`)
+)
+
 func invalidDeployment(d *appsv1.Deployment, errs field.ErrorList) error {
 	return apierrors.NewInvalid(appsv1.SchemeGroupVersion.WithKind("Deployment").GroupKind(), d.Name, errs)
 }
@@ -520,7 +603,7 @@ func invalidDeployment(d *appsv1.Deployment, errs field.ErrorList) error {
 func (s *apiServer) createDeployment(a core.Action) (bool, runtime.Object, error) {
 	d := a.(core.CreateAction).GetObject().(*appsv1.Deployment).DeepCopy()
 	if errs := validateDeployment(d); len(errs) > 0 {
-		return s.refuse(invalidDeployment(d, errs))
+		return s.refuseInvalid(invalidDeployment(d, errs))
 	}
 	setDeploymentDefaults(d)
 	d.UID = types.UID("uid-created-" + d.Name)
@@ -556,7 +639,7 @@ func (s *apiServer) updateDeployment(a core.Action) (bool, runtime.Object, error
 		errs = append(errs, field.Invalid(field.NewPath("spec", "selector"), d.Spec.Selector, "field is immutable"))
 	}
 	if len(errs) > 0 {
-		return s.refuse(invalidDeployment(d, errs))
+		return s.refuseInvalid(invalidDeployment(d, errs))
 	}
 	setDeploymentDefaults(d)
 	d.UID, d.CreationTimestamp, d.Status = old.UID, old.CreationTimestamp, old.Status
@@ -590,6 +673,9 @@ func (s *apiServer) updateFoo(a core.Action) (bool, runtime.Object, error) {
 	stored := obj.(*samplev1alpha1.Foo)
 	if in.ResourceVersion != "" && in.ResourceVersion != stored.ResourceVersion {
 		return s.refuse(apierrors.NewConflict(samplev1alpha1.Resource("foos"), in.Name, errors.New("the object has been modified")))
+	}
+	if errs := validateFooStatus(&in.Status); len(errs) > 0 {
+		return s.refuseInvalid(apierrors.NewInvalid(fooGroupVersionKind.GroupKind(), in.Name, errs))
 	}
 	stored.Status = *in.Status.DeepCopy()
 	stored.ResourceVersion = s.nextResourceVersion()
@@ -722,7 +808,7 @@ func syncCase(fooName, deploymentName string, replicas int32, s syncShape, edits
 			db.d.Status = appsv1.DeploymentStatus{ObservedGeneration: db.d.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: k, AvailableReplicas: k}
 		case deplStatusReplicaFailure:
 			db.d.Status = appsv1.DeploymentStatus{ObservedGeneration: db.d.Generation, Conditions: []appsv1.DeploymentCondition{
-				{Type: appsv1.DeploymentReplicaFailure, Status: corev1.ConditionTrue, Reason: "FailedCreate", Message: fmt.Sprintf("exceeded quota: pods=%d", s.counts)}}}
+				{Type: appsv1.DeploymentReplicaFailure, Status: corev1.ConditionTrue, Reason: "FailedCreate", Message: podCreateFailure(s.counts)}}}
 		case deplStatusDeadline:
 			db.d.Status = appsv1.DeploymentStatus{ObservedGeneration: db.d.Generation, Replicas: n, UpdatedReplicas: n, AvailableReplicas: n / 2,
 				Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse,
@@ -768,6 +854,18 @@ func syncCase(fooName, deploymentName string, replicas int32, s syncShape, edits
 	return foo, live
 }
 
+// podCreateFailure is why the Deployment's pods cannot be created, as its ReplicaFailure condition
+// carries it (copied from its ReplicaSet's, which quotes the API server's answer in full): a quota,
+// or for large n a validating webhook's denial that is about 160*n characters long (nothing on the
+// way cuts a webhook's message short).
+func podCreateFailure(n uint8) string {
+	if n < 128 {
+		return fmt.Sprintf(`pods "x-%d" is forbidden: exceeded quota: no-pods, requested: pods=1, used: pods=0, limited: pods=0`, n)
+	}
+	return `admission webhook "images.policy.example.com" denied the request: ` +
+		strings.Repeat("image registry.example.com/nginx is not in the allowed list; ", int(n)*160/61)
+}
+
 // setOwner gives d the ownerReferences of the variant named.
 func setOwner(d *appsv1.Deployment, foo *samplev1alpha1.Foo, owner uint8) {
 	ref := *metav1.NewControllerRef(foo, fooGroupVersionKind)
@@ -797,6 +895,15 @@ func setOwner(d *appsv1.Deployment, foo *samplev1alpha1.Foo, owner uint8) {
 		ref.APIVersion = samplev1alpha1.SchemeGroupVersion.Group + "/v2"
 		d.OwnerReferences = []metav1.OwnerReference{ref}
 	}
+}
+
+// admittedByCRD tells a Foo the API server would store with today's CRD: a name that is a DNS
+// subdomain of at most 63 characters, a valid deploymentName, replicas from 0 to 1000 (or unset:
+// stored before the default existed).
+func admittedByCRD(foo *samplev1alpha1.Foo) bool {
+	return len(validation.IsDNS1123Subdomain(foo.Name)) == 0 && len(foo.Name) <= 63 &&
+		len(validation.IsDNS1123Subdomain(foo.Spec.DeploymentName)) == 0 &&
+		(foo.Spec.Replicas == nil || (*foo.Spec.Replicas >= 0 && *foo.Spec.Replicas <= samplev1alpha1.MaxReplicas))
 }
 
 // controlledBy is the definition property 3 checks against, written apart from the controller's
@@ -897,6 +1004,7 @@ func FuzzSyncFoo(f *testing.F) {
 		// The Deployment's status, every way it is read.
 		{"test", "test-deploy", 4, syncShape{deployment: exists, deplStatus: deplStatusPartial, counts: 8, fooStatus: fooStatusProgressing}, nil},
 		{"test", "test-deploy", 4, syncShape{deployment: exists, deplStatus: deplStatusReplicaFailure, fooStatus: fooStatusProgressing}, nil},
+		{"test", "test-deploy", 4, syncShape{deployment: exists, deplStatus: deplStatusReplicaFailure, counts: 200}, nil}, // a 32000-character message
 		{"test", "test-deploy", 4, syncShape{deployment: exists, deplStatus: deplStatusDeadline}, nil},
 		{"test", "test-deploy", 4, syncShape{deployment: exists, deplStatus: deplStatusNotObserved, fooStatus: fooStatusStaleGeneration}, nil},
 		{"test", "test-deploy", 4, syncShape{deployment: exists, deplStatus: deplStatusSurplus, fooStatus: fooStatusWrongMessage}, nil},
@@ -910,6 +1018,8 @@ func FuzzSyncFoo(f *testing.F) {
 		{"test", "test-deploy", 2, syncShape{fooStatus: fooStatusConverged, server: serverDeleting}, nil},
 		{"test", "test-deploy", 2, syncShape{deployment: exists, server: serverDeleting}, ops(driftImage, 1)},
 		// Faults on the controller's writes, then the faults clear.
+		{"test", "test-deploy", 9, syncShape{fault: faultDeploymentAmbiguous}, nil},
+		{"test", "test-deploy", 9, syncShape{deployment: exists, fault: faultDeploymentAmbiguous, fooStatus: fooStatusConverged}, ops(driftImage, 0)},
 		{"test", "test-deploy", 9, syncShape{fault: faultDeploymentQuota}, nil},
 		{"test", "test-deploy", 9, syncShape{fault: faultDeploymentQuota, fooStatus: fooStatusRejected}, nil},
 		{"test", "test-deploy", 9, syncShape{deployment: exists, fault: faultDeploymentInvalid}, ops(driftReplicas, 3)},
@@ -925,7 +1035,7 @@ func FuzzSyncFoo(f *testing.F) {
 		f.Add(s.fooName, s.deploymentName, s.replicas, s.shape.pack(), s.edits)
 	}
 
-	f.Fuzz(func(t *testing.T, fooName, deploymentName string, replicas int32, shape uint64, edits []byte) {
+	f.Fuzz(func(t *testing.T, fooName, deploymentName string, replicas int32, shape, edits []byte) {
 		s := unpackSyncShape(shape)
 		foo, live := syncCase(fooName, deploymentName, replicas, s, edits)
 		var deployments []*appsv1.Deployment
@@ -993,20 +1103,30 @@ func FuzzSyncFoo(f *testing.F) {
 			}
 		}
 
-		faulty, stale := api.fault >= faultDeploymentQuota, s.server != serverSame
+		faulty := api.fault >= faultDeploymentAmbiguous
+		// A stale cache catching up, or a write that took effect though the controller was told
+		// it failed, is a change the first sync did not know it made: the second may act on it.
+		unknowing := s.server != serverSame || api.fault == faultDeploymentAmbiguous
 		first := sync()
 		second := sync()
-		if !stale { // a stale cache catching up is a change the first sync did not make
+		if !unknowing {
 			idempotent(first, second, faulty)
 		}
 		last := second
-		if faulty || stale {
+		if faulty || unknowing {
 			// The faults clear, the cache has caught up: the syncs converge.
 			api.fault = faultNone
 			third := sync()
 			fourth := sync()
 			idempotent(third, fourth, false)
 			last = fourth
+		}
+
+		// Property 7: for a Foo the CRD admits, the API server finds nothing invalid in any of the
+		// controller's writes (injected faults are other refusals).
+		if admittedByCRD(foo) && len(api.invalid) > 0 {
+			t.Errorf("property 7: the API server refused %d of the controller's writes as invalid, for a valid Foo; the first: %.600s",
+				len(api.invalid), api.invalid[0])
 		}
 
 		// Property 3, on the API server's copy of a Deployment no Foo here ever controlled.

@@ -66,20 +66,23 @@ type Bounds struct {
 //     kept per operation; one Deployment (~4 KiB) kept per operation is 56 MiB/hour. It is the
 //     quiet series (±0.5 MiB between samples: noise alone fits slopes under 1 MiB/hour over 25
 //     minutes), but not a flat one: client-go's event recording (tools/record: its aggregator,
-//     spam-filter and logger caches of 4,096 entries each, keyed by Foo UID, reason and
-//     message) grows by about 6-7 MiB/hour at this churn (a heap-profile diff over 1,200
-//     operations: +540 KiB, most of the growth), for 2-3 MiB in all before the caches are full,
-//     which takes about the length of the run. The bound sits above that rate, and the
-//     second-half rule above its tail. A slower leak (one Foo object, ~2 KiB, per Foo deleted
-//     is 4 MiB/hour) needs a longer run to be told from the caches filling: SOAK_DURATION=3h
-//     SOAK_FLAGS=--max-live-heap-slope=3, once they are full.
+//     spam-filter and logger caches, 4,096 entries each, keyed by the Foo's UID, the reason and
+//     the message) fills as the churn makes new Foos and new messages. Heap-profile diffs over
+//     the churn show it as the main grower (1.3 to 2.6 MiB over 3,800 operations on 500 Foos),
+//     bounded by the caches' size; in the full run the live heap rose by 3.4 MiB over the 30
+//     minutes, its slope +6.4 MiB/hour over the window and +3.9 over the second half. The
+//     bound sits above that rate, and the second-half rule above its tail. A slower leak (one
+//     Foo object, ~2 KiB, kept per Foo deleted is 4 MiB/hour) needs a longer run, once the
+//     caches are full: SOAK_DURATION=3h SOAK_FLAGS=--max-live-heap-slope=3.
 //   - Go heap in use (go_memstats_heap_inuse_bytes), 24 MiB/hour: the same leaks through the
 //     garbage collector's sawtooth. With GOGC=100 the heap in use swings between the live heap
-//     and up to twice it (±3 MiB at 1,000 Foos: slopes of ±2 MiB/hour over 25 minutes, ±6 over
-//     a half), and the headroom grows with the live heap: twice the live heap's bound.
+//     and up to twice it (22 to 34 MiB at 1,000 Foos: noise alone fits slopes of ±2-3 MiB/hour
+//     over 25 minutes, ±7 over a half), and the headroom grows with the live heap: twice the
+//     live heap's bound. The full run: +12.2 MiB/hour, +6.5 over the second half.
 //   - RSS (VmRSS), 32 MiB/hour. RSS follows the heap's peaks and returns memory to the OS only
-//     lazily, so it climbs by steps whenever the heap sets a new peak and settles later.
-//   - goroutines, 60/hour. A healthy count moves only with in-flight requests (48-54 at 4
+//     lazily, so it climbs by steps whenever the heap sets a new peak and settles later. The
+//     full run: +19.8 MiB/hour, +11.7 over the second half.
+//   - goroutines, 60/hour. A healthy count moves only with in-flight requests (44-54 at 4
 //     operations a second, no trend); a goroutine leaked by one operation in 240 (a watch, a
 //     timer or a request per Deployment deleted) exceeds it.
 //   - Foos not converged, 120/hour. During the churn 0-70 Foos are being worked on at any

@@ -25,12 +25,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -181,6 +183,19 @@ func run(cfg config) (bool, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// The first SIGINT or SIGTERM cuts the run short but still prints and saves what it has;
+	// a second one ends the program at once.
+	var interrupted atomic.Bool
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		if sig, ok := <-sigs; ok {
+			interrupted.Store(true)
+			signal.Stop(sigs)
+			progress("soak: %v: stopping; the summary of what ran follows (again to quit at once)", sig)
+			cancel()
+		}
+	}()
 
 	runID := fmt.Sprintf("%d", time.Now().Unix()%100000)
 	for i := range cfg.namespaces {
@@ -294,6 +309,9 @@ func run(cfg config) (bool, error) {
 	<-exitWatch
 	if msg, _ := exited.Load().(string); msg != "" { // it exited between the two looks
 		end.ControllerExited, end.StopError = msg, ""
+	}
+	if interrupted.Load() {
+		end.Aborted = "interrupted by a signal"
 	}
 	if end.Aborted == "" && end.ControllerExited == "" && res.ChurnEnd == 0 {
 		end.Aborted = "the churn did not run"
