@@ -1,16 +1,12 @@
-// This file is the teaching core of sample-controller: the controller loop. Read it top to
-// bottom: it follows one Foo from the moment the API server tells us about it to the moment its
-// status is written.
-//
-//  1. NewController        shared informers (list+watch) feed event handlers; listers read the cache.
+// The teaching core: the controller loop, one Foo from the API server's event to its status.
+//  1. NewController        shared informers (initial list, then watch) feed event handlers; listers read the cache.
 //  2. Event handlers       turn "something changed" into a key in a rate-limited workqueue.
 //  3. Run and the workers  wait for the caches, then take keys off the queue one at a time.
 //  4. handleErr            forget on success, retry with backoff, drop after maxRetries.
 //  5. syncFoo              read, decide, act, report: desired state (spec) against observed state.
 //
-// Beside it: startup.go (is the Foo API served? GVK -> GVR through a RESTMapper), deployment.go
-// (the Deployment a Foo asks for, and drift), status.go (the Ready condition and the status
-// write). docs/walkthrough.md is the guided read; the README has a diagram of the loop.
+// Beside it: startup.go (GVK -> GVR through a RESTMapper), deployment.go (desired Deployment,
+// drift), status.go (Ready condition, status write). Guided read: docs/walkthrough.md.
 package main
 
 import (
@@ -38,11 +34,11 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 
-	samplev1alpha1 "example.com/sample-controller/pkg/apis/samplecontroller/v1alpha1"
+	samplev1 "example.com/sample-controller/pkg/apis/samplecontroller/v1"
 	clientset "example.com/sample-controller/pkg/generated/clientset/versioned"
 	samplescheme "example.com/sample-controller/pkg/generated/clientset/versioned/scheme"
-	informers "example.com/sample-controller/pkg/generated/informers/externalversions/samplecontroller/v1alpha1"
-	listers "example.com/sample-controller/pkg/generated/listers/samplecontroller/v1alpha1"
+	informers "example.com/sample-controller/pkg/generated/informers/externalversions/samplecontroller/v1"
+	listers "example.com/sample-controller/pkg/generated/listers/samplecontroller/v1"
 	"example.com/sample-controller/pkg/metrics"
 )
 
@@ -80,7 +76,7 @@ const (
 
 // fooGroupVersionKind is what a Foo *is* (its Kind, in an API group and version). The API
 // server serves it as a *resource* (foos); startup.go shows how to get from one to the other.
-var fooGroupVersionKind = samplev1alpha1.SchemeGroupVersion.WithKind("Foo")
+var fooGroupVersionKind = samplev1.SchemeGroupVersion.WithKind("Foo")
 
 // ---------------------------------------------------------------------------------------------
 // 1. The controller and its wiring
@@ -192,7 +188,7 @@ func NewController(
 			// The informer also calls UpdateFunc on every resync (the same object, unchanged
 			// resourceVersion). Resync is the safety net that retries a dropped key and
 			// re-checks every Foo; it is cheap here because a converged Foo costs no writes.
-			if oldObj.(*samplev1alpha1.Foo).ResourceVersion == newObj.(*samplev1alpha1.Foo).ResourceVersion {
+			if oldObj.(*samplev1.Foo).ResourceVersion == newObj.(*samplev1.Foo).ResourceVersion {
 				c.enqueueFoo(ctx, newObj, "resync")
 				return
 			}
@@ -235,11 +231,11 @@ func NewController(
 
 // fooDeploymentNameIndexFunc indexes a Foo under "namespace/spec.deploymentName".
 func fooDeploymentNameIndexFunc(obj interface{}) ([]string, error) {
-	foo, ok := obj.(*samplev1alpha1.Foo)
+	foo, ok := obj.(*samplev1.Foo)
 	if !ok {
 		return nil, nil
 	}
-	return []string{cache.NewObjectName(foo.Namespace, foo.Spec.DeploymentName).String()}, nil
+	return []string{cache.NewObjectName(foo.Namespace, foo.Spec.Deployment.Name).String()}, nil
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -298,7 +294,7 @@ func (c *Controller) handleDeployment(ctx context.Context, obj interface{}) {
 		return
 	}
 	for _, obj := range foos {
-		foo := obj.(*samplev1alpha1.Foo)
+		foo := obj.(*samplev1.Foo)
 		logger.V(4).Info("Deployment not controlled by this Foo changed; enqueueing the Foo that wants its name",
 			"deployment", klog.KObj(deployment), "foo", klog.KObj(foo))
 		c.workqueue.Add(cache.MetaObjectToName(foo))
@@ -318,7 +314,7 @@ func (c *Controller) deploymentDeleted(ctx context.Context, obj interface{}) {
 // it points to something else. Group and Kind tell us it is a Foo at all; the name finds the
 // Foo in the cache; the UID tells us it is *this* Foo and not an earlier one of the same name
 // that was deleted (whose Deployment the garbage collector is about to remove).
-func (c *Controller) resolveControllerRef(namespace string, ref *metav1.OwnerReference) *samplev1alpha1.Foo {
+func (c *Controller) resolveControllerRef(namespace string, ref *metav1.OwnerReference) *samplev1.Foo {
 	gv, err := schema.ParseGroupVersion(ref.APIVersion)
 	if err != nil || gv.Group != fooGroupVersionKind.Group || ref.Kind != fooGroupVersionKind.Kind {
 		return nil
@@ -500,8 +496,8 @@ func (c *Controller) syncFoo(ctx context.Context, key cache.ObjectName) error {
 	}
 
 	// Act: the Deployment must exist...
-	deploymentName := cache.NewObjectName(foo.Namespace, foo.Spec.DeploymentName)
-	deployment, err := c.deploymentsLister.Deployments(foo.Namespace).Get(foo.Spec.DeploymentName)
+	deploymentName := cache.NewObjectName(foo.Namespace, foo.Spec.Deployment.Name)
+	deployment, err := c.deploymentsLister.Deployments(foo.Namespace).Get(foo.Spec.Deployment.Name)
 	switch {
 	case apierrors.IsNotFound(err):
 		if wait, pending := c.expectations.pending(deploymentName); pending {

@@ -29,23 +29,23 @@ import (
 	"k8s.io/klog/v2/ktesting"
 	"k8s.io/utils/ptr"
 
-	samplev1alpha1 "example.com/sample-controller/pkg/apis/samplecontroller/v1alpha1"
+	samplev1 "example.com/sample-controller/pkg/apis/samplecontroller/v1"
 	"example.com/sample-controller/pkg/generated/clientset/versioned/fake"
 	informers "example.com/sample-controller/pkg/generated/informers/externalversions"
 )
 
 // ---- fixtures: a Foo and a Deployment, built up step by step ----
 
-type fooBuilder struct{ foo *samplev1alpha1.Foo }
+type fooBuilder struct{ foo *samplev1.Foo }
 
 func newFoo(name string, replicas int32) *fooBuilder {
-	return &fooBuilder{&samplev1alpha1.Foo{
-		TypeMeta: metav1.TypeMeta{APIVersion: samplev1alpha1.SchemeGroupVersion.String(), Kind: "Foo"},
+	return &fooBuilder{&samplev1.Foo{
+		TypeMeta: metav1.TypeMeta{APIVersion: samplev1.SchemeGroupVersion.String(), Kind: "Foo"},
 		ObjectMeta: metav1.ObjectMeta{
 			Name: name, Namespace: metav1.NamespaceDefault,
 			UID: types.UID("uid-" + name), Generation: 1, ResourceVersion: "1",
 		},
-		Spec: samplev1alpha1.FooSpec{DeploymentName: name + "-deploy", Replicas: ptr.To(replicas)},
+		Spec: samplev1.FooSpec{Deployment: samplev1.FooDeployment{Name: name + "-deploy"}, Replicas: ptr.To(replicas)},
 	}}
 }
 
@@ -56,19 +56,25 @@ func (b *fooBuilder) generation(g int64) *fooBuilder {
 }
 
 func (b *fooBuilder) deploymentName(name string) *fooBuilder {
-	b.foo.Spec.DeploymentName = name
+	b.foo.Spec.Deployment.Name = name
+	return b
+}
+
+// image sets spec.deployment.image (v1 only; empty means samplev1.DefaultImage).
+func (b *fooBuilder) image(image string) *fooBuilder {
+	b.foo.Spec.Deployment.Image = image
 	return b
 }
 
 // converged gives the Foo the status the controller writes once its Deployment is available.
 func (b *fooBuilder) converged() *fooBuilder {
 	d := newDeploymentFor(b.foo).available().d
-	b.foo.Status = samplev1alpha1.FooStatus{
+	b.foo.Status = samplev1.FooStatus{
 		ObservedGeneration: b.foo.Generation,
 		AvailableReplicas:  desiredReplicas(b.foo),
 		Conditions: []metav1.Condition{{
-			Type: samplev1alpha1.ConditionReady, Status: metav1.ConditionTrue,
-			Reason:             samplev1alpha1.ReasonDeploymentAvailable,
+			Type: samplev1.ConditionReady, Status: metav1.ConditionTrue,
+			Reason:             samplev1.ReasonDeploymentAvailable,
 			Message:            deploymentReadyCondition(b.foo, d).Message,
 			ObservedGeneration: b.foo.Generation,
 			LastTransitionTime: metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)),
@@ -87,7 +93,7 @@ type deploymentBuilder struct{ d *appsv1.Deployment }
 
 // newDeploymentFor is the Deployment the controller would create for foo, as the API server
 // returns it: with the defaults it fills in, which the controller must not mistake for drift.
-func newDeploymentFor(foo *samplev1alpha1.Foo) *deploymentBuilder {
+func newDeploymentFor(foo *samplev1.Foo) *deploymentBuilder {
 	d := newDeployment(foo)
 	d.ResourceVersion = "10"
 	d.Generation = 1
@@ -173,7 +179,7 @@ type fixture struct {
 // newFixture builds a controller whose caches hold exactly the given objects. The informers are
 // never started: the test puts objects straight into their indexers, so the cache is in the
 // state the test names, and the only API requests are the ones the controller makes.
-func newFixture(t *testing.T, foos []*samplev1alpha1.Foo, deployments []*appsv1.Deployment) *fixture {
+func newFixture(t *testing.T, foos []*samplev1.Foo, deployments []*appsv1.Deployment) *fixture {
 	t.Helper()
 	_, ctx := ktesting.NewTestContext(t)
 	var fooObjects, kubeObjects []runtime.Object
@@ -189,12 +195,12 @@ func newFixture(t *testing.T, foos []*samplev1alpha1.Foo, deployments []*appsv1.
 	fooFactory := informers.NewSharedInformerFactory(client, 0)
 	kubeFactory := kubeinformers.NewSharedInformerFactory(kubeclient, 0)
 	c, err := NewController(ctx, kubeclient, client, kubeclient.CoreV1(),
-		kubeFactory.Apps().V1().Deployments(), fooFactory.Samplecontroller().V1alpha1().Foos())
+		kubeFactory.Apps().V1().Deployments(), fooFactory.Samplecontroller().V1().Foos())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range foos {
-		if err := fooFactory.Samplecontroller().V1alpha1().Foos().Informer().GetIndexer().Add(f); err != nil {
+		if err := fooFactory.Samplecontroller().V1().Foos().Informer().GetIndexer().Add(f); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -269,8 +275,8 @@ func TestSyncFoo(t *testing.T) {
 
 	// The ready condition a status write carried.
 	readyOf := func(t *testing.T, a core.Action) *metav1.Condition {
-		foo := objectOf(t, a).(*samplev1alpha1.Foo)
-		c := meta.FindStatusCondition(foo.Status.Conditions, samplev1alpha1.ConditionReady)
+		foo := objectOf(t, a).(*samplev1.Foo)
+		c := meta.FindStatusCondition(foo.Status.Conditions, samplev1.ConditionReady)
 		if c == nil {
 			t.Fatalf("status write has no Ready condition: %+v", foo.Status)
 		}
@@ -279,7 +285,7 @@ func TestSyncFoo(t *testing.T) {
 
 	tests := []struct {
 		name        string
-		foo         *samplev1alpha1.Foo
+		foo         *samplev1.Foo
 		deployments []*appsv1.Deployment
 		wantWrites  []string
 		wantEvents  []string // prefixes: "Type Reason"
@@ -296,10 +302,10 @@ func TestSyncFoo(t *testing.T) {
 					t.Errorf("created %s with %d replicas, want test-deploy with 3", d.Name, *d.Spec.Replicas)
 				}
 				ref := metav1.GetControllerOf(d)
-				if ref == nil || ref.UID != "uid-test" || ref.Kind != "Foo" || ref.APIVersion != "samplecontroller.example.com/v1alpha1" || !*ref.BlockOwnerDeletion {
+				if ref == nil || ref.UID != "uid-test" || ref.Kind != "Foo" || ref.APIVersion != "samplecontroller.example.com/v1" || !*ref.BlockOwnerDeletion {
 					t.Errorf("controller ownerReference = %+v, want the Foo with blockOwnerDeletion", ref)
 				}
-				if c := readyOf(t, w[1]); c.Status != metav1.ConditionFalse || c.Reason != samplev1alpha1.ReasonDeploymentProgressing || c.ObservedGeneration != 1 {
+				if c := readyOf(t, w[1]); c.Status != metav1.ConditionFalse || c.Reason != samplev1.ReasonDeploymentProgressing || c.ObservedGeneration != 1 {
 					t.Errorf("Ready = %+v, want False/DeploymentProgressing at generation 1", c)
 				}
 			},
@@ -312,7 +318,7 @@ func TestSyncFoo(t *testing.T) {
 			}).d},
 			wantWrites: []string{"update foos/status"},
 			check: func(t *testing.T, f *fixture, w []core.Action) {
-				if c := readyOf(t, w[0]); c.Status != metav1.ConditionTrue || c.Reason != samplev1alpha1.ReasonDeploymentAvailable {
+				if c := readyOf(t, w[0]); c.Status != metav1.ConditionTrue || c.Reason != samplev1.ReasonDeploymentAvailable {
 					t.Errorf("Ready = %+v, want True/DeploymentAvailable", c)
 				}
 			},
@@ -326,7 +332,7 @@ func TestSyncFoo(t *testing.T) {
 			}).d},
 			wantWrites: []string{"update foos/status"},
 			check: func(t *testing.T, f *fixture, w []core.Action) {
-				if c := readyOf(t, w[0]); c.Status != metav1.ConditionFalse || c.Reason != samplev1alpha1.ReasonDeploymentProgressing {
+				if c := readyOf(t, w[0]); c.Status != metav1.ConditionFalse || c.Reason != samplev1.ReasonDeploymentProgressing {
 					t.Errorf("Ready = %+v, want False/DeploymentProgressing while 3 old pods remain", c)
 				}
 			},
@@ -339,11 +345,11 @@ func TestSyncFoo(t *testing.T) {
 			}).d},
 			wantWrites: []string{"update foos/status"},
 			check: func(t *testing.T, f *fixture, w []core.Action) {
-				foo := objectOf(t, w[0]).(*samplev1alpha1.Foo)
+				foo := objectOf(t, w[0]).(*samplev1.Foo)
 				if foo.Status.ObservedGeneration != 1 {
 					t.Errorf("observedGeneration = %d, want 1", foo.Status.ObservedGeneration)
 				}
-				if c := readyOf(t, w[0]); c.Status != metav1.ConditionFalse || c.Reason != samplev1alpha1.ReasonDeploymentProgressing || c.ObservedGeneration != 1 {
+				if c := readyOf(t, w[0]); c.Status != metav1.ConditionFalse || c.Reason != samplev1.ReasonDeploymentProgressing || c.ObservedGeneration != 1 {
 					t.Errorf("Ready = %+v, want False/DeploymentProgressing at generation 1", c)
 				}
 			},
@@ -363,15 +369,15 @@ func TestSyncFoo(t *testing.T) {
 		},
 		{
 			name:        "Deployment became available: status written once with the new count",
-			foo:         newFoo("test", 3).readyReason(metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentProgressing, "Deployment test-deploy: 0 of 3 replicas available").foo,
+			foo:         newFoo("test", 3).readyReason(metav1.ConditionFalse, samplev1.ReasonDeploymentProgressing, "Deployment test-deploy: 0 of 3 replicas available").foo,
 			deployments: []*appsv1.Deployment{newDeploymentFor(newFoo("test", 3).foo).available().d},
 			wantWrites:  []string{"update foos/status"},
 			check: func(t *testing.T, f *fixture, w []core.Action) {
-				foo := objectOf(t, w[0]).(*samplev1alpha1.Foo)
+				foo := objectOf(t, w[0]).(*samplev1.Foo)
 				if foo.Status.AvailableReplicas != 3 {
 					t.Errorf("availableReplicas = %d, want 3", foo.Status.AvailableReplicas)
 				}
-				if c := readyOf(t, w[0]); c.Status != metav1.ConditionTrue || c.Reason != samplev1alpha1.ReasonDeploymentAvailable {
+				if c := readyOf(t, w[0]); c.Status != metav1.ConditionTrue || c.Reason != samplev1.ReasonDeploymentAvailable {
 					t.Errorf("Ready = %+v, want True/DeploymentAvailable", c)
 				}
 			},
@@ -408,11 +414,34 @@ func TestSyncFoo(t *testing.T) {
 			wantEvents: []string{"Normal DeploymentUpdated"},
 			check: func(t *testing.T, f *fixture, w []core.Action) {
 				d := objectOf(t, w[0]).(*appsv1.Deployment)
-				if img := d.Spec.Template.Spec.Containers[0].Image; img != fooImage {
-					t.Errorf("image = %q, want %s", img, fooImage)
+				if img := d.Spec.Template.Spec.Containers[0].Image; img != samplev1.DefaultImage {
+					t.Errorf("image = %q, want %s", img, samplev1.DefaultImage)
 				}
 				if d.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] != "now" {
 					t.Errorf("template annotations lost: %v", d.Spec.Template.Annotations)
+				}
+			},
+		},
+		{
+			name:       "new Foo with spec.deployment.image: its pods run that image",
+			foo:        newFoo("test", 1).image("registry.example/web:2").foo,
+			wantWrites: []string{"create deployments", "update foos/status"},
+			wantEvents: []string{"Normal DeploymentCreated"},
+			check: func(t *testing.T, f *fixture, w []core.Action) {
+				if img := objectOf(t, w[0]).(*appsv1.Deployment).Spec.Template.Spec.Containers[0].Image; img != "registry.example/web:2" {
+					t.Errorf("image = %q, want registry.example/web:2", img)
+				}
+			},
+		},
+		{
+			name:        "spec.deployment.image changed: the Deployment rolls out the new image",
+			foo:         newFoo("test", 3).image("registry.example/web:3").generation(2).converged().foo,
+			deployments: []*appsv1.Deployment{newDeploymentFor(newFoo("test", 3).image("registry.example/web:2").foo).available().d},
+			wantWrites:  []string{"update deployments"},
+			wantEvents:  []string{"Normal DeploymentUpdated"},
+			check: func(t *testing.T, f *fixture, w []core.Action) {
+				if img := objectOf(t, w[0]).(*appsv1.Deployment).Spec.Template.Spec.Containers[0].Image; img != "registry.example/web:3" {
+					t.Errorf("image = %q, want registry.example/web:3", img)
 				}
 			},
 		},
@@ -463,14 +492,14 @@ func TestSyncFoo(t *testing.T) {
 			wantEvents: []string{"Warning DeploymentNotOwned"},
 			check: func(t *testing.T, f *fixture, w []core.Action) {
 				c := readyOf(t, w[0])
-				if c.Status != metav1.ConditionFalse || c.Reason != samplev1alpha1.ReasonDeploymentNotOwned || !strings.Contains(c.Message, "test-deploy") {
+				if c.Status != metav1.ConditionFalse || c.Reason != samplev1.ReasonDeploymentNotOwned || !strings.Contains(c.Message, "test-deploy") {
 					t.Errorf("Ready = %+v, want False/DeploymentNotOwned naming the Deployment", c)
 				}
 			},
 		},
 		{
 			name: "Deployment of that name with no owner, already reported: no writes, no second event",
-			foo: newFoo("test", 1).readyReason(metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentNotOwned,
+			foo: newFoo("test", 1).readyReason(metav1.ConditionFalse, samplev1.ReasonDeploymentNotOwned,
 				"Deployment test-deploy already exists and is not controlled by this Foo; delete it, or recreate the Foo with another spec.deploymentName").foo,
 			deployments: []*appsv1.Deployment{newDeploymentFor(newFoo("test", 1).foo).mutate(func(d *appsv1.Deployment) {
 				d.OwnerReferences = nil
@@ -482,7 +511,7 @@ func TestSyncFoo(t *testing.T) {
 			wantWrites: []string{"update foos/status"},
 			wantEvents: []string{"Warning InvalidSpec"},
 			check: func(t *testing.T, f *fixture, w []core.Action) {
-				if c := readyOf(t, w[0]); c.Reason != samplev1alpha1.ReasonInvalidSpec {
+				if c := readyOf(t, w[0]); c.Reason != samplev1.ReasonInvalidSpec {
 					t.Errorf("Ready = %+v, want reason InvalidSpec", c)
 				}
 			},
@@ -496,17 +525,17 @@ func TestSyncFoo(t *testing.T) {
 						Reason: "ProgressDeadlineExceeded", Message: `ReplicaSet "x" has timed out progressing.`}}}
 			}).d},
 			wantWrites: []string{"update foos/status"},
-			wantEvents: []string{"Warning " + samplev1alpha1.ReasonDeploymentProgressDeadlineExceeded},
+			wantEvents: []string{"Warning " + samplev1.ReasonDeploymentProgressDeadlineExceeded},
 			check: func(t *testing.T, f *fixture, w []core.Action) {
 				c := readyOf(t, w[0])
-				if c.Reason != samplev1alpha1.ReasonDeploymentProgressDeadlineExceeded || !strings.Contains(c.Message, "timed out") {
+				if c.Reason != samplev1.ReasonDeploymentProgressDeadlineExceeded || !strings.Contains(c.Message, "timed out") {
 					t.Errorf("Ready = %+v, want DeploymentProgressDeadlineExceeded with the message", c)
 				}
 			},
 		},
 		{
 			name: "pods cannot be created (quota): Ready=False with the Deployment's ReplicaFailure, at once, and a warning",
-			foo:  newFoo("test", 2).readyReason(metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentProgressing, "Deployment test-deploy: 0 of 2 replicas available").foo,
+			foo:  newFoo("test", 2).readyReason(metav1.ConditionFalse, samplev1.ReasonDeploymentProgressing, "Deployment test-deploy: 0 of 2 replicas available").foo,
 			deployments: []*appsv1.Deployment{newDeploymentFor(newFoo("test", 2).foo).mutate(func(d *appsv1.Deployment) {
 				d.Status = appsv1.DeploymentStatus{ObservedGeneration: 1,
 					Conditions: []appsv1.DeploymentCondition{
@@ -515,10 +544,10 @@ func TestSyncFoo(t *testing.T) {
 							Message: `pods "test-deploy-x" is forbidden: exceeded quota: no-pods, requested: pods=1, used: pods=0, limited: pods=0`}}}
 			}).d},
 			wantWrites: []string{"update foos/status"},
-			wantEvents: []string{"Warning " + samplev1alpha1.ReasonDeploymentReplicaFailure},
+			wantEvents: []string{"Warning " + samplev1.ReasonDeploymentReplicaFailure},
 			check: func(t *testing.T, f *fixture, w []core.Action) {
 				c := readyOf(t, w[0])
-				if c.Status != metav1.ConditionFalse || c.Reason != samplev1alpha1.ReasonDeploymentReplicaFailure ||
+				if c.Status != metav1.ConditionFalse || c.Reason != samplev1.ReasonDeploymentReplicaFailure ||
 					!strings.Contains(c.Message, "FailedCreate") || !strings.Contains(c.Message, "exceeded quota: no-pods") {
 					t.Errorf("Ready = %+v, want False/DeploymentReplicaFailure with the Deployment's reason and message", c)
 				}
@@ -526,7 +555,7 @@ func TestSyncFoo(t *testing.T) {
 		},
 		{
 			name: "ReplicaFailure with a message longer than the schema allows in a condition: quoted cut short, so the status write is accepted",
-			foo:  newFoo("test", 2).readyReason(metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentProgressing, "Deployment test-deploy: 0 of 2 replicas available").foo,
+			foo:  newFoo("test", 2).readyReason(metav1.ConditionFalse, samplev1.ReasonDeploymentProgressing, "Deployment test-deploy: 0 of 2 replicas available").foo,
 			deployments: []*appsv1.Deployment{newDeploymentFor(newFoo("test", 2).foo).mutate(func(d *appsv1.Deployment) {
 				d.Status = appsv1.DeploymentStatus{ObservedGeneration: 1,
 					Conditions: []appsv1.DeploymentCondition{
@@ -534,7 +563,7 @@ func TestSyncFoo(t *testing.T) {
 							Message: "admission webhook denied the request: " + strings.Repeat("é", 40000)}}}
 			}).d},
 			wantWrites: []string{"update foos/status"},
-			wantEvents: []string{"Warning " + samplev1alpha1.ReasonDeploymentReplicaFailure},
+			wantEvents: []string{"Warning " + samplev1.ReasonDeploymentReplicaFailure},
 			check: func(t *testing.T, f *fixture, w []core.Action) {
 				c := readyOf(t, w[0])
 				// The CRD's schema: a condition message has at most 32768 characters.
@@ -547,7 +576,7 @@ func TestSyncFoo(t *testing.T) {
 		},
 		{
 			name: "ReplicaFailure already reported, one more replica available meanwhile: only the count is written, no second warning",
-			foo: newFoo("test", 2).readyReason(metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentReplicaFailure,
+			foo: newFoo("test", 2).readyReason(metav1.ConditionFalse, samplev1.ReasonDeploymentReplicaFailure,
 				`Deployment test-deploy: pods cannot be created: FailedCreate: forbidden`).foo,
 			deployments: []*appsv1.Deployment{newDeploymentFor(newFoo("test", 2).foo).mutate(func(d *appsv1.Deployment) {
 				d.Status = appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: 1, UpdatedReplicas: 1, AvailableReplicas: 1,
@@ -556,7 +585,7 @@ func TestSyncFoo(t *testing.T) {
 			}).d},
 			wantWrites: []string{"update foos/status"},
 			check: func(t *testing.T, f *fixture, w []core.Action) {
-				if foo := objectOf(t, w[0]).(*samplev1alpha1.Foo); foo.Status.AvailableReplicas != 1 {
+				if foo := objectOf(t, w[0]).(*samplev1.Foo); foo.Status.AvailableReplicas != 1 {
 					t.Errorf("availableReplicas = %d, want 1", foo.Status.AvailableReplicas)
 				}
 			},
@@ -570,10 +599,10 @@ func TestSyncFoo(t *testing.T) {
 				d.Spec.Replicas = ptr.To[int32](5) // drift too: not repaired while the selector is wrong
 			}).d},
 			wantWrites: []string{"update foos/status"},
-			wantEvents: []string{"Warning " + samplev1alpha1.ReasonDeploymentSelectorMismatch},
+			wantEvents: []string{"Warning " + samplev1.ReasonDeploymentSelectorMismatch},
 			check: func(t *testing.T, f *fixture, w []core.Action) {
 				c := readyOf(t, w[0])
-				if c.Status != metav1.ConditionFalse || c.Reason != samplev1alpha1.ReasonDeploymentSelectorMismatch ||
+				if c.Status != metav1.ConditionFalse || c.Reason != samplev1.ReasonDeploymentSelectorMismatch ||
 					!strings.Contains(c.Message, "app=old") || !strings.Contains(c.Message, "delete the Deployment") {
 					t.Errorf("Ready = %+v, want False/DeploymentSelectorMismatch naming the selector and what to do", c)
 				}
@@ -595,7 +624,7 @@ func TestSyncFoo(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, []*samplev1alpha1.Foo{tc.foo}, tc.deployments)
+			f := newFixture(t, []*samplev1.Foo{tc.foo}, tc.deployments)
 			cached := tc.foo.DeepCopy()
 			_, ctx := ktesting.NewTestContext(t)
 			if err := f.controller.syncFoo(ctx, cache.MetaObjectToName(tc.foo)); err != nil {
@@ -631,14 +660,14 @@ func TestSyncFoo(t *testing.T) {
 func TestSyncFooIsIdempotent(t *testing.T) {
 	foo := newFoo("test", 2).foo
 	d := newDeploymentFor(foo).available().d
-	f := newFixture(t, []*samplev1alpha1.Foo{foo}, []*appsv1.Deployment{d})
+	f := newFixture(t, []*samplev1.Foo{foo}, []*appsv1.Deployment{d})
 	_, ctx := ktesting.NewTestContext(t)
 	key := cache.MetaObjectToName(foo)
 	if err := f.controller.syncFoo(ctx, key); err != nil {
 		t.Fatal(err)
 	}
-	written := objectOf(t, f.writes()[0]).(*samplev1alpha1.Foo)
-	g := newFixture(t, []*samplev1alpha1.Foo{written}, []*appsv1.Deployment{d})
+	written := objectOf(t, f.writes()[0]).(*samplev1.Foo)
+	g := newFixture(t, []*samplev1.Foo{written}, []*appsv1.Deployment{d})
 	if err := g.controller.syncFoo(ctx, key); err != nil {
 		t.Fatal(err)
 	}
@@ -655,42 +684,42 @@ func TestSyncFooRecreateOnlyForAFooThatStillExists(t *testing.T) {
 	reported := newFoo("test", 1).converged().foo
 	tests := []struct {
 		name   string
-		cached *samplev1alpha1.Foo
-		live   func(foo *samplev1alpha1.Foo) *samplev1alpha1.Foo // what the API server holds; nil: deleted
-		want   []string                                          // every request, reads included: Deployments', then Foos'
+		cached *samplev1.Foo
+		live   func(foo *samplev1.Foo) *samplev1.Foo // what the API server holds; nil: deleted
+		want   []string                              // every request, reads included: Deployments', then Foos'
 
 		wantErr bool
 	}{
 		{"new Foo: created without an extra request", newFoo("test", 1).foo,
-			func(foo *samplev1alpha1.Foo) *samplev1alpha1.Foo { return foo },
+			func(foo *samplev1.Foo) *samplev1.Foo { return foo },
 			[]string{"create deployments", "update foos/status"}, false},
 		{"reported Foo deleted from the API server: not re-created", reported,
-			func(*samplev1alpha1.Foo) *samplev1alpha1.Foo { return nil },
+			func(*samplev1.Foo) *samplev1.Foo { return nil },
 			[]string{"get foos"}, false},
 		{"reported Foo being deleted (foreground): not re-created", reported,
-			func(foo *samplev1alpha1.Foo) *samplev1alpha1.Foo {
+			func(foo *samplev1.Foo) *samplev1.Foo {
 				foo.DeletionTimestamp = ptr.To(metav1.Now())
 				return foo
 			}, []string{"get foos"}, false},
 		{"reported Foo replaced by a new one of the same name: not re-created for the old", reported,
-			func(foo *samplev1alpha1.Foo) *samplev1alpha1.Foo {
+			func(foo *samplev1.Foo) *samplev1.Foo {
 				foo.UID = "uid-of-the-new-foo"
 				return foo
 			}, []string{"get foos"}, false},
 		{"reported Foo, the GET forbidden (RBAC without get on foos): not re-created, and the Foo says why", reported,
-			func(foo *samplev1alpha1.Foo) *samplev1alpha1.Foo { return foo },
+			func(foo *samplev1.Foo) *samplev1.Foo { return foo },
 			[]string{"get foos", "update foos/status"}, true},
 		{"reported Foo, the GET timed out: not re-created, retried", reported,
-			func(foo *samplev1alpha1.Foo) *samplev1alpha1.Foo { return foo },
+			func(foo *samplev1.Foo) *samplev1.Foo { return foo },
 			[]string{"get foos"}, true},
 		{"reported Foo still there (its Deployment deleted by hand): re-created", reported,
-			func(foo *samplev1alpha1.Foo) *samplev1alpha1.Foo { return foo },
+			func(foo *samplev1.Foo) *samplev1.Foo { return foo },
 			[]string{"create deployments", "get foos", "update foos/status"}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, []*samplev1alpha1.Foo{tc.cached}, nil)
-			gvr := samplev1alpha1.SchemeGroupVersion.WithResource("foos")
+			f := newFixture(t, []*samplev1.Foo{tc.cached}, nil)
+			gvr := samplev1.SchemeGroupVersion.WithResource("foos")
 			if live := tc.live(tc.cached.DeepCopy()); live == nil {
 				if err := f.client.Tracker().Delete(gvr, tc.cached.Namespace, tc.cached.Name); err != nil {
 					t.Fatal(err)
@@ -702,7 +731,7 @@ func TestSyncFooRecreateOnlyForAFooThatStillExists(t *testing.T) {
 			switch {
 			case strings.Contains(tc.name, "forbidden"):
 				f.client.PrependReactor("get", "foos", func(core.Action) (bool, runtime.Object, error) {
-					return true, nil, apierrors.NewForbidden(samplev1alpha1.Resource("foos"), "test", errors.New(`User "ctl" cannot get resource "foos"`))
+					return true, nil, apierrors.NewForbidden(samplev1.Resource("foos"), "test", errors.New(`User "ctl" cannot get resource "foos"`))
 				})
 			case strings.Contains(tc.name, "timed out"):
 				f.client.PrependReactor("get", "foos", func(core.Action) (bool, runtime.Object, error) {
@@ -722,9 +751,9 @@ func TestSyncFooRecreateOnlyForAFooThatStillExists(t *testing.T) {
 				t.Errorf("requests = %q, want %q", got, tc.want)
 			}
 			if strings.Contains(tc.name, "forbidden") {
-				status := objectOf(t, f.client.Actions()[1]).(*samplev1alpha1.Foo)
-				ready := meta.FindStatusCondition(status.Status.Conditions, samplev1alpha1.ConditionReady)
-				if ready == nil || ready.Status != metav1.ConditionFalse || ready.Reason != samplev1alpha1.ReasonDeploymentRejected ||
+				status := objectOf(t, f.client.Actions()[1]).(*samplev1.Foo)
+				ready := meta.FindStatusCondition(status.Status.Conditions, samplev1.ConditionReady)
+				if ready == nil || ready.Status != metav1.ConditionFalse || ready.Reason != samplev1.ReasonDeploymentRejected ||
 					!strings.Contains(ready.Message, "cannot get resource") {
 					t.Errorf("Ready = %+v, want False/DeploymentRejected with the server's answer", ready)
 				}
@@ -746,9 +775,9 @@ func TestSyncFooMissingFooIsNotAnError(t *testing.T) {
 
 func TestSyncFooStatusConflictIsReturnedAndRequeuedQuietly(t *testing.T) {
 	foo := newFoo("test", 1).foo
-	f := newFixture(t, []*samplev1alpha1.Foo{foo}, []*appsv1.Deployment{newDeploymentFor(foo).available().d})
+	f := newFixture(t, []*samplev1.Foo{foo}, []*appsv1.Deployment{newDeploymentFor(foo).available().d})
 	f.client.PrependReactor("update", "foos", func(a core.Action) (bool, runtime.Object, error) {
-		return true, nil, apierrors.NewConflict(samplev1alpha1.Resource("foos"), "test", errors.New("the object has been modified"))
+		return true, nil, apierrors.NewConflict(samplev1.Resource("foos"), "test", errors.New("the object has been modified"))
 	})
 	f.controller.workqueue = fastQueue()
 	f.controller.workqueue.Add(cache.MetaObjectToName(foo))
@@ -782,13 +811,13 @@ func TestSyncFooWriteRefused(t *testing.T) {
 	timeout := apierrors.NewServerTimeout(appsv1.Resource("deployments"), "create", 1)
 	quotaReworded := apierrors.NewForbidden(appsv1.Resource("deployments"), "test-deploy",
 		errors.New("exceeded quota: deployments, requested: count/deployments.apps=1, used: count/deployments.apps=3, limited: count/deployments.apps=2"))
-	rejectedAlready := newFoo("test", 9).readyReason(metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentRejected,
+	rejectedAlready := newFoo("test", 9).readyReason(metav1.ConditionFalse, samplev1.ReasonDeploymentRejected,
 		"the API server refused creating Deployment test-deploy (Forbidden): "+quota.Error()).foo
 	drifted := newDeploymentFor(newFoo("test", 3).foo).available().d // the Foo asks for 9
 
 	tests := []struct {
 		name        string
-		foo         *samplev1alpha1.Foo
+		foo         *samplev1.Foo
 		deployments []*appsv1.Deployment
 		verb        string // the write that fails
 		err         error
@@ -800,35 +829,35 @@ func TestSyncFooWriteRefused(t *testing.T) {
 	}{
 		{"create refused by a quota", newFoo("test", 9).foo, nil, "create", quota,
 			[]string{"create deployments", "update foos/status"}, []string{"Warning DeploymentRejected"},
-			samplev1alpha1.ReasonDeploymentRejected, "exceeded quota: deployments", 0},
+			samplev1.ReasonDeploymentRejected, "exceeded quota: deployments", 0},
 		{"create refused by an admission policy", newFoo("test", 9).foo, nil, "create", policy,
 			[]string{"create deployments", "update foos/status"}, []string{"Warning DeploymentRejected"},
-			samplev1alpha1.ReasonDeploymentRejected, "at most 5 replicas in this namespace", 0},
+			samplev1.ReasonDeploymentRejected, "at most 5 replicas in this namespace", 0},
 		{"drift repair refused: the Deployment's available replicas still reported", newFoo("test", 9).foo,
 			[]*appsv1.Deployment{drifted}, "update", policy,
 			[]string{"update deployments", "update foos/status"}, []string{"Warning DeploymentRejected"},
-			samplev1alpha1.ReasonDeploymentRejected, "refused updating Deployment test-deploy", 3},
+			samplev1.ReasonDeploymentRejected, "refused updating Deployment test-deploy", 3},
 		{"same refusal already reported: no write, no second event", rejectedAlready, nil, "create", quota,
 			[]string{"create deployments"}, nil, "", "", 0},
 		{"refused again in other words, same spec: no write (a write would requeue at once, past the backoff)", rejectedAlready, nil, "create", quotaReworded,
 			[]string{"create deployments"}, nil, "", "", 0},
 		{"refused for another reason, same spec: the message is renewed", rejectedAlready, nil, "create", policy,
 			[]string{"create deployments", "update foos/status"}, []string{"Warning DeploymentRejected"},
-			samplev1alpha1.ReasonDeploymentRejected, "(Invalid): Deployment.apps \"test-deploy\" is invalid: spec.replicas", 0},
+			samplev1.ReasonDeploymentRejected, "(Invalid): Deployment.apps \"test-deploy\" is invalid: spec.replicas", 0},
 		{"refused after a spec change: the message is renewed", newFoo("test", 9).generation(2).readyReason(metav1.ConditionFalse,
-			samplev1alpha1.ReasonDeploymentRejected, "the API server refused creating Deployment test-deploy (Forbidden): "+quota.Error()).generation(3).foo,
+			samplev1.ReasonDeploymentRejected, "the API server refused creating Deployment test-deploy (Forbidden): "+quota.Error()).generation(3).foo,
 			nil, "create", quotaReworded, []string{"create deployments", "update foos/status"}, []string{"Warning DeploymentRejected"},
-			samplev1alpha1.ReasonDeploymentRejected, "used: count/deployments.apps=3", 0},
+			samplev1.ReasonDeploymentRejected, "used: count/deployments.apps=3", 0},
 		{"a refusal longer than a condition should hold: cut", newFoo("test", 9).foo, nil, "create",
 			apierrors.NewForbidden(appsv1.Resource("deployments"), "test-deploy", errors.New("denied: "+strings.Repeat("é", 5000))),
 			[]string{"create deployments", "update foos/status"}, []string{"Warning DeploymentRejected"},
-			samplev1alpha1.ReasonDeploymentRejected, "é...", 0},
+			samplev1.ReasonDeploymentRejected, "é...", 0},
 		{"timeout: retried only", newFoo("test", 9).foo, nil, "create", timeout,
 			[]string{"create deployments"}, nil, "", "", 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, []*samplev1alpha1.Foo{tc.foo}, tc.deployments)
+			f := newFixture(t, []*samplev1.Foo{tc.foo}, tc.deployments)
 			f.kubeclient.PrependReactor(tc.verb, "deployments", func(core.Action) (bool, runtime.Object, error) {
 				return true, nil, tc.err
 			})
@@ -848,8 +877,8 @@ func TestSyncFooWriteRefused(t *testing.T) {
 			if tc.wantReason == "" {
 				return
 			}
-			written := objectOf(t, writes[len(writes)-1]).(*samplev1alpha1.Foo)
-			c := meta.FindStatusCondition(written.Status.Conditions, samplev1alpha1.ConditionReady)
+			written := objectOf(t, writes[len(writes)-1]).(*samplev1.Foo)
+			c := meta.FindStatusCondition(written.Status.Conditions, samplev1.ConditionReady)
 			if c == nil || c.Status != metav1.ConditionFalse || c.Reason != tc.wantReason || !strings.Contains(c.Message, tc.wantMessage) {
 				t.Errorf("Ready = %+v, want False/%s with %q in the message", c, tc.wantReason, tc.wantMessage)
 			}
@@ -865,9 +894,9 @@ func TestSyncFooWriteRefused(t *testing.T) {
 func TestWarningEventOnlyAfterTheStatusIsWritten(t *testing.T) {
 	foo := newFoo("test", 1).foo
 	theirs := newDeploymentFor(foo).mutate(func(d *appsv1.Deployment) { d.OwnerReferences = nil }).d
-	f := newFixture(t, []*samplev1alpha1.Foo{foo}, []*appsv1.Deployment{theirs})
+	f := newFixture(t, []*samplev1.Foo{foo}, []*appsv1.Deployment{theirs})
 	f.client.PrependReactor("update", "foos", func(core.Action) (bool, runtime.Object, error) {
-		return true, nil, apierrors.NewConflict(samplev1alpha1.Resource("foos"), "test", errors.New("the object has been modified"))
+		return true, nil, apierrors.NewConflict(samplev1.Resource("foos"), "test", errors.New("the object has been modified"))
 	})
 	_, ctx := ktesting.NewTestContext(t)
 	if err := f.controller.syncFoo(ctx, cache.MetaObjectToName(foo)); !apierrors.IsConflict(err) {
@@ -884,7 +913,7 @@ func TestSyncFooBeingDeletedWritesNothing(t *testing.T) {
 	foo := newFoo("test", 1).foo
 	foo.DeletionTimestamp = ptr.To(metav1.Now())
 	foo.Finalizers = []string{metav1.FinalizerDeleteDependents}
-	f := newFixture(t, []*samplev1alpha1.Foo{foo}, nil)
+	f := newFixture(t, []*samplev1.Foo{foo}, nil)
 	_, ctx := ktesting.NewTestContext(t)
 	if err := f.controller.syncFoo(ctx, cache.MetaObjectToName(foo)); err != nil {
 		t.Fatalf("syncFoo = %v, want nil", err)
@@ -898,7 +927,7 @@ func TestSyncFooBeingDeletedWritesNothing(t *testing.T) {
 // the Foo goes with the namespace, so there is nothing to report and nothing to retry.
 func TestSyncFooInTerminatingNamespaceGivesUpQuietly(t *testing.T) {
 	foo := newFoo("test", 1).foo
-	f := newFixture(t, []*samplev1alpha1.Foo{foo}, nil)
+	f := newFixture(t, []*samplev1.Foo{foo}, nil)
 	terminating := apierrors.NewForbidden(appsv1.Resource("deployments"), "test-deploy",
 		errors.New("unable to create new content in namespace default because it is being terminated"))
 	terminating.ErrStatus.Details.Causes = []metav1.StatusCause{{Type: corev1.NamespaceTerminatingCause, Field: "default"}}
@@ -937,7 +966,10 @@ func TestHandleDeploymentRouting(t *testing.T) {
 		obj  interface{}
 		want []string
 	}{
-		{"owned by our Foo", ownedBy("samplecontroller.example.com/v1alpha1", "Foo", "owner", "uid-owner"), []string{"default/owner"}},
+		{"owned by our Foo", ownedBy("samplecontroller.example.com/v1", "Foo", "owner", "uid-owner"), []string{"default/owner"}},
+		// Deployments created before the upgrade to v1 keep an ownerReference to v1alpha1:
+		// an ownerReference names the owner's group and kind, whatever version it was written at.
+		{"owned by our Foo, referenced at v1alpha1 (created before the upgrade)", ownedBy("samplecontroller.example.com/v1alpha1", "Foo", "owner", "uid-owner"), []string{"default/owner"}},
 		{"owned by our Foo through another version", ownedBy("samplecontroller.example.com/v2", "Foo", "owner", "uid-owner"), []string{"default/owner"}},
 		{"owned by another kind", ownedBy("apps/v1", "ReplicaSet", "owner", "uid-owner"), nil},
 		{"owned by a Foo of another group", ownedBy("other.example.com/v1alpha1", "Foo", "owner", "uid-owner"), nil},
@@ -951,7 +983,7 @@ func TestHandleDeploymentRouting(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, []*samplev1alpha1.Foo{owner, waiting}, nil)
+			f := newFixture(t, []*samplev1.Foo{owner, waiting}, nil)
 			_, ctx := ktesting.NewTestContext(t)
 			f.controller.handleDeployment(ctx, tc.obj)
 			if got := drain(f.controller.workqueue); !equality.Semantic.DeepEqual(got, tc.want) {
@@ -1010,7 +1042,7 @@ func TestWorkerLoop(t *testing.T) {
 	}{
 		{"success forgets the key", nil, 1, 0, 0},
 		{"an error requeues with backoff", errors.New("boom"), 1, 1, 1},
-		{"a conflict requeues, without growing the backoff", apierrors.NewConflict(samplev1alpha1.Resource("foos"), "test", errors.New("modified")), 1, 1, 0},
+		{"a conflict requeues, without growing the backoff", apierrors.NewConflict(samplev1.Resource("foos"), "test", errors.New("modified")), 1, 1, 0},
 		{"still retried at the cap", errors.New("boom"), maxRetries, 1, maxRetries},
 		{"dropped after the cap", errors.New("boom"), maxRetries + 1, 0, 0},
 	}
@@ -1058,7 +1090,7 @@ func TestConflictsDoNotCountTowardMaxRetries(t *testing.T) {
 	c := f.controller
 	c.workqueue = fastQueue()
 	c.conflictBackoff = workqueue.NewTypedItemExponentialFailureRateLimiter[cache.ObjectName](0, 0)
-	conflict := apierrors.NewConflict(samplev1alpha1.Resource("foos"), "test", errors.New("modified"))
+	conflict := apierrors.NewConflict(samplev1.Resource("foos"), "test", errors.New("modified"))
 	var results []error
 	for range maxRetries {
 		results = append(results, errors.New("boom"), conflict)
@@ -1089,7 +1121,7 @@ func TestConflictsBackOffUntilASuccess(t *testing.T) {
 	f := newFixture(t, nil, nil)
 	c := f.controller
 	c.workqueue = fastQueue()
-	conflict := apierrors.NewConflict(samplev1alpha1.Resource("foos"), "test", errors.New("modified"))
+	conflict := apierrors.NewConflict(samplev1.Resource("foos"), "test", errors.New("modified"))
 	_, ctx := ktesting.NewTestContext(t)
 	for i := range 3 {
 		c.handleErr(ctx, conflict, key)
@@ -1174,12 +1206,12 @@ func TestResolveFooResource(t *testing.T) {
 	if _, err := resolveFooResource(mapper); !errors.Is(err, errFooAPINotServed) {
 		t.Fatalf("without the CRD: %v, want errFooAPINotServed", err)
 	}
-	if !strings.Contains(errFooAPINotServed.Error(), fooCRDFile) {
+	if !strings.Contains(errFooAPINotServed.Error(), fooCRDDir) {
 		t.Errorf("the message %q does not name the CRD file", errFooAPINotServed)
 	}
 	mapper.Add(fooGroupVersionKind, meta.RESTScopeNamespace)
 	gvr, err := resolveFooResource(mapper)
-	if err != nil || gvr != samplev1alpha1.SchemeGroupVersion.WithResource("foos") {
+	if err != nil || gvr != samplev1.SchemeGroupVersion.WithResource("foos") {
 		t.Fatalf("with the CRD: %v, %v; want foos", gvr, err)
 	}
 }
@@ -1224,7 +1256,7 @@ func TestLogLevels(t *testing.T) {
 	}{{2, false}, {4, true}} {
 		logger := ktesting.NewLogger(t, ktesting.NewConfig(ktesting.Verbosity(tc.verbosity), ktesting.BufferLogs(true)))
 		ctx := klog.NewContext(context.Background(), logger)
-		f := newFixture(t, []*samplev1alpha1.Foo{foo}, nil)
+		f := newFixture(t, []*samplev1.Foo{foo}, nil)
 		f.controller.enqueueFoo(ctx, foo, "added")
 		f.controller.handleDeployment(ctx, newDeploymentFor(foo).d)
 		if err := f.controller.syncFoo(ctx, cache.MetaObjectToName(foo)); err != nil {

@@ -18,13 +18,10 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 
-	samplev1alpha1 "example.com/sample-controller/pkg/apis/samplecontroller/v1alpha1"
+	samplev1 "example.com/sample-controller/pkg/apis/samplecontroller/v1"
 )
 
 const (
-	// fooImage is the image of the pods a Foo runs: nginx built to run as a non-root user.
-	fooImage = "nginxinc/nginx-unprivileged:1.27"
-
 	// fooLabel is put on the Deployment, its selector and its pods. Its value is the Foo's
 	// name, which is why the CRD limits Foo names to 63 characters (a label value's limit).
 	fooLabel = "samplecontroller.example.com/foo"
@@ -32,17 +29,26 @@ const (
 
 // desiredReplicas is spec.replicas. The API server defaults it to 1 (from the CRD's schema, as it
 // decodes the request); the nil check covers objects stored before that default existed.
-func desiredReplicas(foo *samplev1alpha1.Foo) int32 {
+func desiredReplicas(foo *samplev1.Foo) int32 {
 	if foo.Spec.Replicas == nil {
 		return 1
 	}
 	return *foo.Spec.Replicas
 }
 
+// fooImage is the image of the Foo's pods: spec.deployment.image, or the default image when
+// the Foo leaves it empty (every Foo written through v1alpha1 without the image annotation).
+func fooImage(foo *samplev1.Foo) string {
+	if foo.Spec.Deployment.Image != "" {
+		return foo.Spec.Deployment.Image
+	}
+	return samplev1.DefaultImage
+}
+
 // newDeployment is the Deployment a Foo asks for. Its controller ownerReference (controller:
 // true, blockOwnerDeletion: true) marks the Foo as its one managing owner: the garbage
 // collector deletes the Deployment after the Foo, and handleDeployment maps it back to the Foo.
-func newDeployment(foo *samplev1alpha1.Foo) *appsv1.Deployment {
+func newDeployment(foo *samplev1.Foo) *appsv1.Deployment {
 	labels := map[string]string{
 		"app.kubernetes.io/name":       "nginx",
 		"app.kubernetes.io/managed-by": controllerAgentName,
@@ -51,7 +57,7 @@ func newDeployment(foo *samplev1alpha1.Foo) *appsv1.Deployment {
 	replicas := desiredReplicas(foo)
 	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:            foo.Spec.DeploymentName,
+			Name:            foo.Spec.Deployment.Name,
 			Namespace:       foo.Namespace,
 			Labels:          labels,
 			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(foo, fooGroupVersionKind)},
@@ -75,7 +81,7 @@ func newDeployment(foo *samplev1alpha1.Foo) *appsv1.Deployment {
 					},
 					Containers: []corev1.Container{{
 						Name:  "nginx",
-						Image: fooImage,
+						Image: fooImage(foo),
 						Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
 						SecurityContext: &corev1.SecurityContext{
 							AllowPrivilegeEscalation: ptr.To(false),
@@ -134,7 +140,7 @@ func setManagedFields(updated, desired *appsv1.Deployment) {
 // createDeployment creates the Foo's Deployment. It returns the created Deployment, or nil when
 // this sync ends here: the Foo is gone or going (nothing to build), or the API server refused
 // the create (reported on the Foo, and the error returned for a retry with backoff).
-func (c *Controller) createDeployment(ctx context.Context, foo *samplev1alpha1.Foo) (*appsv1.Deployment, error) {
+func (c *Controller) createDeployment(ctx context.Context, foo *samplev1.Foo) (*appsv1.Deployment, error) {
 	logger := klog.FromContext(ctx)
 	if foo.Status.ObservedGeneration > 0 {
 		// We reported on this Foo before, so its Deployment may have existed and been deleted:
@@ -152,7 +158,7 @@ func (c *Controller) createDeployment(ctx context.Context, foo *samplev1alpha1.F
 		}
 	}
 	// POST /apis/apps/v1/namespaces/NS/deployments
-	logger.V(2).Info("Deployment does not exist; creating it", "deployment", klog.KRef(foo.Namespace, foo.Spec.DeploymentName))
+	logger.V(2).Info("Deployment does not exist; creating it", "deployment", klog.KRef(foo.Namespace, foo.Spec.Deployment.Name))
 	deployment, err := c.kubeclientset.AppsV1().Deployments(foo.Namespace).Create(ctx, newDeployment(foo),
 		metav1.CreateOptions{FieldManager: controllerAgentName})
 	switch {
@@ -167,24 +173,24 @@ func (c *Controller) createDeployment(ctx context.Context, foo *samplev1alpha1.F
 		// read the same cache and create again; the Deployment's add event brings the Foo back
 		// once the cache has it, and the expectation's deadline if it never does.
 		logger.V(2).Info("Deployment already exists, though not yet in the cache; waiting for the cache",
-			"deployment", klog.KRef(foo.Namespace, foo.Spec.DeploymentName))
-		c.expectations.expect(cache.NewObjectName(foo.Namespace, foo.Spec.DeploymentName))
+			"deployment", klog.KRef(foo.Namespace, foo.Spec.Deployment.Name))
+		c.expectations.expect(cache.NewObjectName(foo.Namespace, foo.Spec.Deployment.Name))
 		c.workqueue.AddAfter(cache.MetaObjectToName(foo), expectationTimeout)
 		return nil, nil
 	case err != nil:
-		return nil, fmt.Errorf("creating Deployment %s/%s: %w", foo.Namespace, foo.Spec.DeploymentName, err)
+		return nil, fmt.Errorf("creating Deployment %s/%s: %w", foo.Namespace, foo.Spec.Deployment.Name, err)
 	}
 	// Until the cache shows it, a sync must not take its absence for a reason to create it.
-	c.expectations.expect(cache.NewObjectName(foo.Namespace, foo.Spec.DeploymentName))
-	c.recorder.Eventf(foo, corev1.EventTypeNormal, samplev1alpha1.EventReasonDeploymentCreated, "Created Deployment %s", deployment.Name)
+	c.expectations.expect(cache.NewObjectName(foo.Namespace, foo.Spec.Deployment.Name))
+	c.recorder.Eventf(foo, corev1.EventTypeNormal, samplev1.EventReasonDeploymentCreated, "Created Deployment %s", deployment.Name)
 	return deployment, nil
 }
 
 // fooStillExists asks the API server, not the cache, whether the Foo still exists as the same
 // object (same UID) and is not being deleted.
-func (c *Controller) fooStillExists(ctx context.Context, foo *samplev1alpha1.Foo) (bool, error) {
-	// GET /apis/samplecontroller.example.com/v1alpha1/namespaces/NS/foos/NAME
-	live, err := c.sampleclientset.SamplecontrollerV1alpha1().Foos(foo.Namespace).Get(ctx, foo.Name, metav1.GetOptions{})
+func (c *Controller) fooStillExists(ctx context.Context, foo *samplev1.Foo) (bool, error) {
+	// GET /apis/samplecontroller.example.com/v1/namespaces/NS/foos/NAME
+	live, err := c.sampleclientset.SamplecontrollerV1().Foos(foo.Namespace).Get(ctx, foo.Name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
 		klog.FromContext(ctx).V(2).Info("Foo is gone from the API server though still in the cache; not re-creating its Deployment")
@@ -213,7 +219,7 @@ func selectorMismatch(desired, live *appsv1.Deployment) bool {
 // driftedFields decides locally whether a write is needed at all, which is what makes a converged
 // Foo cost zero writes. It returns the Deployment as it now is, or nil when the API server
 // refused the update (reported on the Foo, and the error returned for a retry with backoff).
-func (c *Controller) repairDrift(ctx context.Context, foo *samplev1alpha1.Foo, desired, deployment *appsv1.Deployment) (*appsv1.Deployment, error) {
+func (c *Controller) repairDrift(ctx context.Context, foo *samplev1.Foo, desired, deployment *appsv1.Deployment) (*appsv1.Deployment, error) {
 	logger := klog.FromContext(ctx)
 	drifted := driftedFields(desired, deployment)
 	if len(drifted) == 0 {
@@ -231,9 +237,9 @@ func (c *Controller) repairDrift(ctx context.Context, foo *samplev1alpha1.Foo, d
 		return nil, c.reportRejection(ctx, foo, deployment, "updating", err)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("updating Deployment %s/%s: %w", foo.Namespace, foo.Spec.DeploymentName, err)
+		return nil, fmt.Errorf("updating Deployment %s/%s: %w", foo.Namespace, foo.Spec.Deployment.Name, err)
 	}
-	c.recorder.Eventf(foo, corev1.EventTypeNormal, samplev1alpha1.EventReasonDeploymentUpdated, "Updated Deployment %s to match the Foo's spec (%s)",
+	c.recorder.Eventf(foo, corev1.EventTypeNormal, samplev1.EventReasonDeploymentUpdated, "Updated Deployment %s to match the Foo's spec (%s)",
 		updated.Name, strings.Join(drifted, ", "))
 	return updated, nil
 }

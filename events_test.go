@@ -23,7 +23,7 @@ func TestEventsOfTheDrainAreSent(t *testing.T) {
 	client, kubeclient := fake.NewSimpleClientset(), k8sfake.NewClientset()
 	c, err := NewController(ctx, kubeclient, client, kubeclient.CoreV1(),
 		kubeinformers.NewSharedInformerFactory(kubeclient, 0).Apps().V1().Deployments(),
-		informers.NewSharedInformerFactory(client, 0).Samplecontroller().V1alpha1().Foos())
+		informers.NewSharedInformerFactory(client, 0).Samplecontroller().V1().Foos())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,18 +7,10 @@ import (
 	"k8s.io/client-go/tools/cache"
 )
 
-// deploymentExpectations remembers the Deployments this controller has just created, or was
-// told already exist when it tried, until its Deployment cache shows them. Kubernetes' own
-// ReplicaSet controller keeps such "expectations" of its creates, for the same reason.
-//
-// The cache is always a little behind the API server, and after a reconnect (an API server
-// restart, a watch that expired) it can be seconds behind. A sync in that window finds no
-// Deployment in the cache and would create it again, only to be answered 409 AlreadyExists,
-// once for every event that brings the Foo back (our own status write is one). While an
-// expectation is pending, the sync waits for the Deployment's add event instead. A pending
-// expectation ends when a sync finds the Deployment in the cache, when the informer reports it
-// deleted, or after ttl: should the cache never show it (a create and delete both missed by a
-// relist), the Foo is synced again then and the Deployment created anew.
+// deploymentExpectations remembers the Deployments this controller has just created (or was
+// told already exist) until its lagging cache shows them, so that a sync in between waits for
+// the add event instead of creating again (docs/walkthrough.md, "Expectations"). One ends when
+// the cache shows the Deployment, when it is reported deleted, or after ttl.
 type deploymentExpectations struct {
 	ttl time.Duration
 	now func() time.Time // time.Now; tests move it

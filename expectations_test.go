@@ -11,7 +11,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2/ktesting"
 
-	samplev1alpha1 "example.com/sample-controller/pkg/apis/samplecontroller/v1alpha1"
+	samplev1 "example.com/sample-controller/pkg/apis/samplecontroller/v1"
 )
 
 // fakeClock lets a test move the expectations' time.
@@ -34,7 +34,7 @@ func (f *fixture) creates() int {
 // cache can be seconds behind): a second create would only be answered 409 AlreadyExists.
 func TestNoSecondCreateWhileTheCacheCatchesUp(t *testing.T) {
 	foo := newFoo("test", 1).foo
-	f := newFixture(t, []*samplev1alpha1.Foo{foo}, nil)
+	f := newFixture(t, []*samplev1.Foo{foo}, nil)
 	_, ctx := ktesting.NewTestContext(t)
 	key := cache.MetaObjectToName(foo)
 	if err := f.controller.syncFoo(ctx, key); err != nil {
@@ -58,9 +58,9 @@ func TestNoSecondCreateWhileTheCacheCatchesUp(t *testing.T) {
 // add event (or the expectation's deadline), not for the error backoff, and creates nothing more.
 func TestAlreadyExistsWaitsForTheCache(t *testing.T) {
 	foo := newFoo("test", 1).foo
-	f := newFixture(t, []*samplev1alpha1.Foo{foo}, nil)
+	f := newFixture(t, []*samplev1.Foo{foo}, nil)
 	f.kubeclient.PrependReactor("create", "deployments", func(core.Action) (bool, runtime.Object, error) {
-		return true, nil, apierrors.NewAlreadyExists(appsv1.Resource("deployments"), foo.Spec.DeploymentName)
+		return true, nil, apierrors.NewAlreadyExists(appsv1.Resource("deployments"), foo.Spec.Deployment.Name)
 	})
 	_, ctx := ktesting.NewTestContext(t)
 	key := cache.MetaObjectToName(foo)
@@ -76,7 +76,7 @@ func TestAlreadyExistsWaitsForTheCache(t *testing.T) {
 		t.Errorf("writes = %q, want only the one create (no status while we wait)", w)
 	}
 	// The safety net: the Foo comes back by itself once the wait is over.
-	if _, pending := f.controller.expectations.pending(cache.NewObjectName(foo.Namespace, foo.Spec.DeploymentName)); !pending {
+	if _, pending := f.controller.expectations.pending(cache.NewObjectName(foo.Namespace, foo.Spec.Deployment.Name)); !pending {
 		t.Error("no expectation pending after AlreadyExists")
 	}
 	if f.controller.workqueue.Len() != 0 {
@@ -88,16 +88,16 @@ func TestAlreadyExistsWaitsForTheCache(t *testing.T) {
 // Deployment deleted by hand is re-created at once), or after the deadline.
 func TestExpectationEnds(t *testing.T) {
 	foo := newFoo("test", 1).foo
-	name := cache.NewObjectName(foo.Namespace, foo.Spec.DeploymentName)
+	name := cache.NewObjectName(foo.Namespace, foo.Spec.Deployment.Name)
 	_, ctx := ktesting.NewTestContext(t)
 	key := cache.MetaObjectToName(foo)
 
 	t.Run("the cache shows the Deployment", func(t *testing.T) {
-		f := newFixture(t, []*samplev1alpha1.Foo{foo}, nil)
+		f := newFixture(t, []*samplev1.Foo{foo}, nil)
 		if err := f.controller.syncFoo(ctx, key); err != nil {
 			t.Fatal(err)
 		}
-		created, _ := f.kubeclient.Tracker().Get(appsv1.SchemeGroupVersion.WithResource("deployments"), foo.Namespace, foo.Spec.DeploymentName)
+		created, _ := f.kubeclient.Tracker().Get(appsv1.SchemeGroupVersion.WithResource("deployments"), foo.Namespace, foo.Spec.Deployment.Name)
 		f.addDeploymentToCache(t, created.(*appsv1.Deployment))
 		if err := f.controller.syncFoo(ctx, key); err != nil {
 			t.Fatal(err)
@@ -107,11 +107,11 @@ func TestExpectationEnds(t *testing.T) {
 		}
 	})
 	t.Run("deleted", func(t *testing.T) {
-		f := newFixture(t, []*samplev1alpha1.Foo{foo}, nil)
+		f := newFixture(t, []*samplev1.Foo{foo}, nil)
 		if err := f.controller.syncFoo(ctx, key); err != nil {
 			t.Fatal(err)
 		}
-		created, _ := f.kubeclient.Tracker().Get(appsv1.SchemeGroupVersion.WithResource("deployments"), foo.Namespace, foo.Spec.DeploymentName)
+		created, _ := f.kubeclient.Tracker().Get(appsv1.SchemeGroupVersion.WithResource("deployments"), foo.Namespace, foo.Spec.Deployment.Name)
 		f.controller.deploymentDeleted(ctx, created)
 		if _, pending := f.controller.expectations.pending(name); pending {
 			t.Error("still waiting after the informer reported the Deployment deleted")
@@ -119,11 +119,11 @@ func TestExpectationEnds(t *testing.T) {
 		f.controller.deploymentDeleted(ctx, cache.DeletedFinalStateUnknown{Key: name.String(), Obj: created}) // a tombstone: no panic
 	})
 	t.Run("the deadline passes", func(t *testing.T) {
-		f := newFixture(t, []*samplev1alpha1.Foo{foo}, nil)
+		f := newFixture(t, []*samplev1.Foo{foo}, nil)
 		clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 		f.controller.expectations.now = clock.now
 		f.kubeclient.PrependReactor("create", "deployments", func(core.Action) (bool, runtime.Object, error) {
-			return true, nil, apierrors.NewAlreadyExists(appsv1.Resource("deployments"), foo.Spec.DeploymentName)
+			return true, nil, apierrors.NewAlreadyExists(appsv1.Resource("deployments"), foo.Spec.Deployment.Name)
 		})
 		if err := f.controller.syncFoo(ctx, key); err != nil {
 			t.Fatal(err)

@@ -1,10 +1,11 @@
-// Command sample-controller keeps a Deployment for every Foo (samplecontroller.example.com/v1alpha1).
+// Command sample-controller keeps a Deployment for every Foo (samplecontroller.example.com/v1).
 // main.go is plumbing: flags, the connection to the API server, informer factories, and the
 // controller's lifetime. The controller itself is in controller.go.
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
 	kubeinformers "k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -31,6 +33,7 @@ import (
 	_ "k8s.io/component-base/logs/json/register" // --logging-format=json
 	"k8s.io/klog/v2"
 
+	"example.com/sample-controller/pkg/conversion"
 	clientset "example.com/sample-controller/pkg/generated/clientset/versioned"
 	informers "example.com/sample-controller/pkg/generated/informers/externalversions"
 	"example.com/sample-controller/pkg/httpserver"
@@ -39,6 +42,7 @@ import (
 	"example.com/sample-controller/pkg/probes"
 	"example.com/sample-controller/pkg/secureserving"
 	"example.com/sample-controller/pkg/signals"
+	"example.com/sample-controller/pkg/webhookcert"
 )
 
 // options are the command-line flags.
@@ -64,6 +68,20 @@ type options struct {
 
 	leaderElect bool
 	leaderCfg   leader.Config
+
+	webhook webhookOptions
+}
+
+// webhookOptions configure the conversion webhook: where it listens, and the certificate the
+// controller makes for it (see pkg/webhookcert).
+type webhookOptions struct {
+	addr            string
+	hosts           []string
+	secretName      string
+	secretNamespace string
+	crdName         string
+	certValidity    time.Duration
+	caValidity      time.Duration
 }
 
 func (o *options) addFlags(fs *flag.FlagSet) {
@@ -114,6 +132,29 @@ func (o *options) addFlags(fs *flag.FlagSet) {
 		"How long the leader tries to renew before it gives up leading (and exits).")
 	fs.DurationVar(&o.leaderCfg.RetryPeriod, "leader-elect-retry-period", 2*time.Second,
 		"How often candidates try to acquire, and the leader renews, the Lease.")
+
+	fs.StringVar(&o.webhook.addr, "conversion-webhook-bind-address", httpserver.Disabled,
+		"Address of the HTTPS server the API server calls to convert Foos between versions (POST /convert), e.g. :9443; \"0\" disables it. Every replica serves it, leader or not.")
+	fs.Func("conversion-webhook-hosts", "Comma-separated DNS names and IP addresses the webhook's certificate is for: the Service's name (NAME.NAMESPACE.svc) in a cluster, 127.0.0.1 when the API server calls it by URL.",
+		func(v string) error {
+			o.webhook.hosts = nil
+			for _, h := range strings.Split(v, ",") {
+				if h = strings.TrimSpace(h); h != "" {
+					o.webhook.hosts = append(o.webhook.hosts, h)
+				}
+			}
+			return nil
+		})
+	fs.StringVar(&o.webhook.secretName, "conversion-webhook-secret", "sample-controller-webhook-cert",
+		"Secret in which the controller keeps the webhook's CA and certificate (created when missing).")
+	fs.StringVar(&o.webhook.secretNamespace, "conversion-webhook-secret-namespace", "",
+		"Namespace of that Secret. Empty: the controller's own namespace, as for the Lease.")
+	fs.StringVar(&o.webhook.crdName, "conversion-webhook-crd", fooCRDName,
+		"CustomResourceDefinition whose spec.conversion.webhook.clientConfig.caBundle the controller keeps current; empty: leave it to someone else.")
+	fs.DurationVar(&o.webhook.certValidity, "conversion-webhook-cert-validity", 90*24*time.Hour,
+		"How long a serving certificate is valid; it is renewed after two thirds of that.")
+	fs.DurationVar(&o.webhook.caValidity, "conversion-webhook-ca-validity", 10*365*24*time.Hour,
+		"How long the webhook's CA is valid; it is rotated after two thirds of that, old and new CA both trusted meanwhile.")
 }
 
 func (o *options) validate() error {
@@ -141,6 +182,18 @@ func (o *options) validate() error {
 	}
 	if o.profiling && (o.metricsAddr == httpserver.Disabled || o.metricsAddr == "") {
 		errs = append(errs, errors.New("--profiling needs --metrics-bind-address: the profiles are served beside the metrics"))
+	}
+	if o.webhook.addr != httpserver.Disabled && o.webhook.addr != "" {
+		if len(o.webhook.hosts) == 0 {
+			errs = append(errs, errors.New("--conversion-webhook-bind-address needs --conversion-webhook-hosts: the names the API server calls the webhook by, for its certificate"))
+		}
+		if o.webhook.secretName == "" {
+			errs = append(errs, errors.New("--conversion-webhook-secret must not be empty"))
+		}
+		if o.webhook.certValidity < time.Minute || o.webhook.caValidity < o.webhook.certValidity {
+			errs = append(errs, fmt.Errorf("--conversion-webhook-cert-validity (%s) must be at least 1m and at most --conversion-webhook-ca-validity (%s)",
+				o.webhook.certValidity, o.webhook.caValidity))
+		}
 	}
 	if o.leaderElect {
 		if err := o.leaderCfg.Validate(); err != nil {
@@ -230,13 +283,21 @@ func run(ctx context.Context, o options, rules *clientcmd.ClientConfigLoadingRul
 	// Metrics and probes are up from the start: liveness passes while we wait for the API
 	// server and the CRD, readiness only once the caches are synced.
 	var synced atomic.Pointer[Controller] // set once the controller exists; read by /readyz
-	watchdog, err := startServers(ctx, o, clients.delegation, &synced)
+	// Set once the conversion webhook's certificate is served and its CA is in the CRD.
+	webhookReady := new(atomic.Pointer[func() error])
+	watchdog, err := startServers(ctx, o, clients.delegation, &synced, webhookReady)
 	if err != nil {
 		return err
 	}
 
 	if err := waitForAPIServer(ctx, clients.kube.Discovery(), cfg.Host, backoff); err != nil {
 		return nil // asked to stop while waiting: the only way out of the wait
+	}
+
+	// The conversion webhook, on every replica and before the informers: the API server needs
+	// it to serve Foos stored at another version than v1, the controller's own LIST included.
+	if err := startConversionWebhook(ctx, o.webhook, clients, webhookReady); err != nil {
+		return err
 	}
 
 	// A RESTMapper backed by discovery (GET /api, /apis, cached in memory) answers which
@@ -252,7 +313,7 @@ func run(ctx context.Context, o options, rules *clientcmd.ClientConfigLoadingRul
 	kubeInformerFactory, fooInformerFactory := newInformerFactories(o, clients)
 	controller, err := NewController(ctx, clients.kube, clients.sample, clients.events.CoreV1(),
 		kubeInformerFactory.Apps().V1().Deployments(),
-		fooInformerFactory.Samplecontroller().V1alpha1().Foos())
+		fooInformerFactory.Samplecontroller().V1().Foos())
 	if err != nil {
 		return err
 	}
@@ -287,6 +348,10 @@ type clients struct {
 	// TokenReviews and SubjectAccessReviews of the secure metrics server: a scrape is never
 	// held up by the rate limit of a busy reconcile loop.
 	delegation kubernetes.Interface
+	// The conversion webhook's Secret and its CRD's caBundle: a certificate renewal never
+	// waits behind the reconcile loop either.
+	webhook        kubernetes.Interface
+	webhookDynamic dynamic.Interface
 }
 
 func newClients(cfg *rest.Config) (clients, error) {
@@ -307,12 +372,20 @@ func newClients(cfg *rest.Config) (clients, error) {
 	if c.delegation, err = kubernetes.NewForConfig(rest.CopyConfig(cfg)); err != nil {
 		return c, fmt.Errorf("creating the authentication client: %w", err)
 	}
+	webhookCfg := rest.AddUserAgent(rest.CopyConfig(cfg), controllerAgentName+"-webhook-cert")
+	if c.webhook, err = kubernetes.NewForConfig(webhookCfg); err != nil {
+		return c, fmt.Errorf("creating the webhook certificate client: %w", err)
+	}
+	if c.webhookDynamic, err = dynamic.NewForConfig(webhookCfg); err != nil {
+		return c, fmt.Errorf("creating the webhook certificate client: %w", err)
+	}
 	return c, nil
 }
 
 // startServers starts the metrics and probe servers (each only when its address is set). It
 // returns the leader-election watchdog that /healthz checks, or nil without --leader-elect.
-func startServers(ctx context.Context, o options, delegation kubernetes.Interface, synced *atomic.Pointer[Controller]) (*leaderelection.HealthzAdaptor, error) {
+func startServers(ctx context.Context, o options, delegation kubernetes.Interface, synced *atomic.Pointer[Controller],
+	webhookReady *atomic.Pointer[func() error]) (*leaderelection.HealthzAdaptor, error) {
 	metrics.Register()
 	metricsHandler := metrics.Handler()
 	if o.profiling {
@@ -345,10 +418,53 @@ func startServers(ctx context.Context, o options, delegation kubernetes.Interfac
 		}
 		return nil
 	}}}
+	if o.webhook.addr != httpserver.Disabled && o.webhook.addr != "" {
+		readiness = append(readiness, probes.CheckFunc{CheckName: "conversion-webhook", Func: func(*http.Request) error {
+			ready := webhookReady.Load()
+			if ready == nil {
+				return errors.New("the conversion webhook is not started yet")
+			}
+			return (*ready)()
+		}})
+	}
 	if _, err := httpserver.Start(ctx, "probes", o.probeAddr, probes.Handler(liveness, readiness)); err != nil {
 		return nil, err
 	}
 	return watchdog, nil
+}
+
+// startConversionWebhook serves POST /convert over HTTPS, with a certificate the controller
+// makes and renews itself (pkg/webhookcert: a CA kept in a Secret, its bundle written into the
+// CRD). Readiness waits for both. Without --conversion-webhook-bind-address it does nothing:
+// the controller itself reads and writes v1 only, and needs no conversion.
+func startConversionWebhook(ctx context.Context, o webhookOptions, c clients, ready *atomic.Pointer[func() error]) error {
+	if o.addr == httpserver.Disabled || o.addr == "" {
+		return nil
+	}
+	namespace := o.secretNamespace
+	if namespace == "" {
+		namespace = ownNamespace()
+	}
+	certs, err := webhookcert.New(c.webhook, c.webhookDynamic, webhookcert.Options{
+		Namespace: namespace, SecretName: o.secretName, CRDName: o.crdName,
+		Hosts: o.hosts, CertValidity: o.certValidity, CAValidity: o.caValidity,
+	})
+	if err != nil {
+		return fmt.Errorf("conversion webhook certificate: %w", err)
+	}
+	go func() {
+		if err := certs.Run(ctx); err != nil && ctx.Err() == nil {
+			klog.FromContext(ctx).Error(err, "Conversion webhook certificate manager stopped")
+		}
+	}()
+	readyFunc := certs.Ready
+	ready.Store(&readyFunc)
+	conversion.RegisterMetrics()
+	mux := http.NewServeMux()
+	mux.Handle("/convert", conversion.NewHandler()) // the path the CRD's clientConfig names
+	_, err = httpserver.StartTLS(ctx, "conversion-webhook", o.addr, mux,
+		&tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.GetCertificate})
+	return err
 }
 
 // leaderWatchdogTimeout is how long past the lease duration a leader that has not renewed is

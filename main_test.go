@@ -144,16 +144,32 @@ func TestRestConfigErrors(t *testing.T) {
 		t.Errorf("with a kubeconfig that does not parse: %v, want an error at once", err)
 	}
 
+	// A kubeconfig whose current context does not exist can never work either: an error at once.
+	noContext := writeKubeconfig(t, "https://127.0.0.1:6443")
+	data, err := os.ReadFile(noContext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = []byte(regexp.MustCompile(`(?m)^current-context:.*$`).ReplaceAllString(string(data), "current-context: nowhere"))
+	if err := os.WriteFile(noContext, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o.kubeconfig = noContext
+	if _, err := restConfig(o, noKubeconfigAnywhere()); err == nil || !strings.Contains(err.Error(), "nowhere") {
+		t.Errorf("with a current context that does not exist: %v, want an error at once naming it", err)
+	}
+
 	// The first file in the rules' precedence (what $KUBECONFIG or ~/.kube/config would be) is used.
 	rules := &clientcmd.ClientConfigLoadingRules{Precedence: []string{writeKubeconfig(t, "https://127.0.0.1:6443")}}
 	o.kubeconfig = ""
-	if cfg, err := restConfig(o, rules); err != nil || cfg.Host != "https://127.0.0.1:6443" {
+	cfg, err := restConfig(o, rules)
+	if err != nil || cfg.Host != "https://127.0.0.1:6443" {
 		t.Errorf("with a kubeconfig found by the loading rules: %v, %v; want its server", cfg, err)
 	}
 
 	o.kubeconfig = writeKubeconfig(t, "https://127.0.0.1:6443")
 	o.master = "https://127.0.0.1:7443"
-	cfg, err := restConfig(o, noKubeconfigAnywhere())
+	cfg, err = restConfig(o, noKubeconfigAnywhere())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,17 +15,21 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// fooCRDFile is the file a user applies to install the Foo API.
-const fooCRDFile = "artifacts/crd/samplecontroller.example.com_foos.yaml"
+// fooCRDDir is the kustomization a user applies to install the Foo API (the CRD with its
+// conversion webhook), and fooCRDName the CRD's name.
+const (
+	fooCRDDir  = "artifacts/crd"
+	fooCRDName = "foos.samplecontroller.example.com"
+)
 
 // errFooAPINotServed means the API server does not know the Foo kind: its CRD is not installed.
-var errFooAPINotServed = errors.New("the Foo API (samplecontroller.example.com/v1alpha1) is not served by this cluster: install its CRD with `kubectl apply -f " + fooCRDFile + "`")
+var errFooAPINotServed = errors.New("the Foo API (samplecontroller.example.com/v1) is not served by this cluster: install its CRD with `kubectl apply -k " + fooCRDDir + "`")
 
 // resolveFooResource asks the API server, through its discovery documents, which resource
 // serves the Foo kind. A RESTMapper is the object that answers "GroupVersionKind ->
 // GroupVersionResource": kinds are what objects are (Foo), resources are what URLs name
-// (/apis/samplecontroller.example.com/v1alpha1/namespaces/NS/foos). A discovery-backed mapper
-// reads /apis to build that table; a kind that no installed CRD or built-in API provides gives a
+// (/apis/samplecontroller.example.com/v1/namespaces/NS/foos). A discovery-backed mapper
+// reads the discovery documents (GET /api and /apis) to build that table; a kind that no installed CRD or built-in API provides gives a
 // "no matches for kind" error, which we turn into errFooAPINotServed.
 func resolveFooResource(mapper meta.RESTMapper) (schema.GroupVersionResource, error) {
 	mapping, err := mapper.RESTMapping(fooGroupVersionKind.GroupKind(), fooGroupVersionKind.Version)

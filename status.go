@@ -19,16 +19,16 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/klog/v2"
 
-	samplev1alpha1 "example.com/sample-controller/pkg/apis/samplecontroller/v1alpha1"
+	samplev1 "example.com/sample-controller/pkg/apis/samplecontroller/v1"
 )
 
 // newReadyCondition builds the Ready condition for this generation of the Foo. The message is
 // cut to maxConditionMessage: it may quote other components (a webhook's denial in a
 // Deployment's ReplicaFailure, the API server's refusal), and a message over the schema's limit
 // would make every status write fail.
-func newReadyCondition(foo *samplev1alpha1.Foo, status metav1.ConditionStatus, reason, message string) metav1.Condition {
+func newReadyCondition(foo *samplev1.Foo, status metav1.ConditionStatus, reason, message string) metav1.Condition {
 	return metav1.Condition{
-		Type:               samplev1alpha1.ConditionReady,
+		Type:               samplev1.ConditionReady,
 		Status:             status,
 		Reason:             reason,
 		Message:            truncate(message, maxConditionMessage),
@@ -40,7 +40,7 @@ func newReadyCondition(foo *samplev1alpha1.Foo, status metav1.ConditionStatus, r
 // kube-controller-manager) writes that status; we only interpret it. A Deployment is ready
 // when its controller has seen its latest spec (status.observedGeneration) and every desired
 // replica is updated and available, with no old pods left over.
-func deploymentReadyCondition(foo *samplev1alpha1.Foo, d *appsv1.Deployment) metav1.Condition {
+func deploymentReadyCondition(foo *samplev1.Foo, d *appsv1.Deployment) metav1.Condition {
 	want := desiredReplicas(foo)
 	progress := fmt.Sprintf("%d of %d replicas available", d.Status.AvailableReplicas, want)
 	// Zero replicas need no rollout: a Deployment asked for none is ready as soon as none of its
@@ -49,14 +49,14 @@ func deploymentReadyCondition(foo *samplev1alpha1.Foo, d *appsv1.Deployment) met
 	observed := d.Status.ObservedGeneration >= d.Generation || (want == 0 && d.Status.Replicas == 0)
 	if observed && d.Status.UpdatedReplicas == want &&
 		d.Status.AvailableReplicas == want && d.Status.Replicas == want {
-		return newReadyCondition(foo, metav1.ConditionTrue, samplev1alpha1.ReasonDeploymentAvailable, "Deployment "+d.Name+": "+progress)
+		return newReadyCondition(foo, metav1.ConditionTrue, samplev1.ReasonDeploymentAvailable, "Deployment "+d.Name+": "+progress)
 	}
 	// ReplicaFailure: the Deployment's ReplicaSet cannot create pods (a ResourceQuota, Pod
 	// Security admission, a webhook). The Deployment controller copies the ReplicaSet's condition
 	// at once; without it, the Foo would say "progressing" until the progress deadline (10 min).
 	for _, cond := range d.Status.Conditions {
 		if cond.Type == appsv1.DeploymentReplicaFailure && cond.Status == corev1.ConditionTrue {
-			return newReadyCondition(foo, metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentReplicaFailure,
+			return newReadyCondition(foo, metav1.ConditionFalse, samplev1.ReasonDeploymentReplicaFailure,
 				// No replica count in the message: while the failure lasts, availability may move,
 				// and each new message would announce the same failure in another Warning event.
 				"Deployment "+d.Name+": pods cannot be created: "+cond.Reason+": "+cond.Message)
@@ -64,18 +64,18 @@ func deploymentReadyCondition(foo *samplev1alpha1.Foo, d *appsv1.Deployment) met
 	}
 	for _, cond := range d.Status.Conditions {
 		if cond.Type == appsv1.DeploymentProgressing && cond.Status == corev1.ConditionFalse && cond.Reason == "ProgressDeadlineExceeded" {
-			return newReadyCondition(foo, metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentProgressDeadlineExceeded,
+			return newReadyCondition(foo, metav1.ConditionFalse, samplev1.ReasonDeploymentProgressDeadlineExceeded,
 				"Deployment "+d.Name+": "+progress+": "+cond.Message)
 		}
 	}
-	return newReadyCondition(foo, metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentProgressing, "Deployment "+d.Name+": "+progress)
+	return newReadyCondition(foo, metav1.ConditionFalse, samplev1.ReasonDeploymentProgressing, "Deployment "+d.Name+": "+progress)
 }
 
 // isWarning tells a Ready condition that reports a problem someone must act on (every False
 // reason but DeploymentProgressing) from progress and success. Its Warning event carries the
 // condition's own reason: one vocabulary for both.
 func isWarning(ready metav1.Condition) bool {
-	return ready.Status == metav1.ConditionFalse && ready.Reason != samplev1alpha1.ReasonDeploymentProgressing
+	return ready.Status == metav1.ConditionFalse && ready.Reason != samplev1.ReasonDeploymentProgressing
 }
 
 // isRejection tells a write the API server refused on its merits (422 Invalid from an admission
@@ -94,16 +94,16 @@ func isRejection(err error) bool {
 // The message is renewed only when the spec, the verb or the kind of refusal changes: each status
 // write comes back as an update event that requeues the key past the backoff, so a refusal worded
 // differently each time (a request ID in it) would otherwise loop at full QPS.
-func (c *Controller) reportRejection(ctx context.Context, foo *samplev1alpha1.Foo, deployment *appsv1.Deployment, verb string, err error) error {
-	kind := fmt.Sprintf("the API server refused %s Deployment %s (%s): ", verb, foo.Spec.DeploymentName, apierrors.ReasonForError(err))
+func (c *Controller) reportRejection(ctx context.Context, foo *samplev1.Foo, deployment *appsv1.Deployment, verb string, err error) error {
+	kind := fmt.Sprintf("the API server refused %s Deployment %s (%s): ", verb, foo.Spec.Deployment.Name, apierrors.ReasonForError(err))
 	msg := kind + err.Error()
-	if prev := meta.FindStatusCondition(foo.Status.Conditions, samplev1alpha1.ConditionReady); prev != nil &&
-		prev.Reason == samplev1alpha1.ReasonDeploymentRejected && prev.ObservedGeneration == foo.Generation &&
+	if prev := meta.FindStatusCondition(foo.Status.Conditions, samplev1.ConditionReady); prev != nil &&
+		prev.Reason == samplev1.ReasonDeploymentRejected && prev.ObservedGeneration == foo.Generation &&
 		strings.HasPrefix(prev.Message, kind) {
 		msg = prev.Message
 	}
-	cond := newReadyCondition(foo, metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentRejected, msg)
-	return errors.Join(fmt.Errorf("%s Deployment %s/%s: %w", verb, foo.Namespace, foo.Spec.DeploymentName, err),
+	cond := newReadyCondition(foo, metav1.ConditionFalse, samplev1.ReasonDeploymentRejected, msg)
+	return errors.Join(fmt.Errorf("%s Deployment %s/%s: %w", verb, foo.Namespace, foo.Spec.Deployment.Name, err),
 		c.updateFooStatus(ctx, foo, deployment, cond))
 }
 
@@ -130,7 +130,7 @@ func truncate(s string, max int) string {
 // reason is recorded: a problem that persists across syncs is announced once, not on every resync, and
 // not before the status that records it is written (a failed write is retried, and would
 // otherwise announce it again on each attempt).
-func (c *Controller) updateFooStatus(ctx context.Context, foo *samplev1alpha1.Foo, deployment *appsv1.Deployment,
+func (c *Controller) updateFooStatus(ctx context.Context, foo *samplev1.Foo, deployment *appsv1.Deployment,
 	ready metav1.Condition) error {
 	// DeepCopy: foo is the cache's object. Modifying it in place would change what every other
 	// reader of the cache sees, and would make the comparison below always "equal".
@@ -140,7 +140,7 @@ func (c *Controller) updateFooStatus(ctx context.Context, foo *samplev1alpha1.Fo
 	if deployment != nil {
 		fooCopy.Status.AvailableReplicas = deployment.Status.AvailableReplicas
 	}
-	previous := meta.FindStatusCondition(foo.Status.Conditions, samplev1alpha1.ConditionReady)
+	previous := meta.FindStatusCondition(foo.Status.Conditions, samplev1.ConditionReady)
 	// SetStatusCondition keeps lastTransitionTime when the condition's status did not change.
 	meta.SetStatusCondition(&fooCopy.Status.Conditions, ready)
 
@@ -149,12 +149,12 @@ func (c *Controller) updateFooStatus(ctx context.Context, foo *samplev1alpha1.Fo
 		return nil
 	}
 
-	// PUT /apis/samplecontroller.example.com/v1alpha1/namespaces/NS/foos/NAME/status
+	// PUT /apis/samplecontroller.example.com/v1/namespaces/NS/foos/NAME/status
 	// The status subresource changes status only (the spec in our copy is ignored), and the
 	// main resource ignores status changes: users own spec, the controller owns status.
 	klog.FromContext(ctx).V(2).Info("Status changed; updating it", "ready", ready.Status, "reason", ready.Reason,
 		"availableReplicas", fooCopy.Status.AvailableReplicas)
-	_, err := c.sampleclientset.SamplecontrollerV1alpha1().Foos(foo.Namespace).UpdateStatus(ctx, fooCopy,
+	_, err := c.sampleclientset.SamplecontrollerV1().Foos(foo.Namespace).UpdateStatus(ctx, fooCopy,
 		metav1.UpdateOptions{FieldManager: controllerAgentName})
 	if apierrors.IsNotFound(err) {
 		return nil // deleted while we worked; nothing left to report on
@@ -172,27 +172,27 @@ func (c *Controller) updateFooStatus(ctx context.Context, foo *samplev1alpha1.Fo
 // rejects a bad deploymentName when the API server validates a write; this is for a cluster running an older CRD without
 // that schema. Retrying cannot fix a spec, so the sync reports it and ends: the next edit of the
 // Foo brings the key back.
-func invalidSpecCondition(foo *samplev1alpha1.Foo) *metav1.Condition {
-	msgs := validation.IsDNS1123Subdomain(foo.Spec.DeploymentName)
+func invalidSpecCondition(foo *samplev1.Foo) *metav1.Condition {
+	msgs := validation.IsDNS1123Subdomain(foo.Spec.Deployment.Name)
 	if len(msgs) == 0 {
 		return nil
 	}
-	cond := newReadyCondition(foo, metav1.ConditionFalse, samplev1alpha1.ReasonInvalidSpec,
-		fmt.Sprintf("spec.deploymentName %q is not a valid Deployment name: %v", foo.Spec.DeploymentName, msgs))
+	cond := newReadyCondition(foo, metav1.ConditionFalse, samplev1.ReasonInvalidSpec,
+		fmt.Sprintf("spec.deploymentName %q is not a valid Deployment name: %v", foo.Spec.Deployment.Name, msgs))
 	return &cond
 }
 
 // notOwnedCondition reports a Deployment of the Foo's name that someone else controls. The
 // controller never touches it and does not retry (retrying could not succeed): when that
 // Deployment is deleted, handleDeployment brings the Foo back through the deploymentName index.
-func notOwnedCondition(foo *samplev1alpha1.Foo, deployment *appsv1.Deployment) metav1.Condition {
-	return newReadyCondition(foo, metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentNotOwned,
+func notOwnedCondition(foo *samplev1.Foo, deployment *appsv1.Deployment) metav1.Condition {
+	return newReadyCondition(foo, metav1.ConditionFalse, samplev1.ReasonDeploymentNotOwned,
 		fmt.Sprintf("Deployment %s already exists and is not controlled by this Foo; delete it, or recreate the Foo with another spec.deploymentName", deployment.Name))
 }
 
 // selectorMismatchCondition says what to do about a Deployment whose selector is not the Foo's.
-func selectorMismatchCondition(foo *samplev1alpha1.Foo, desired, deployment *appsv1.Deployment) metav1.Condition {
-	return newReadyCondition(foo, metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentSelectorMismatch,
+func selectorMismatchCondition(foo *samplev1.Foo, desired, deployment *appsv1.Deployment) metav1.Condition {
+	return newReadyCondition(foo, metav1.ConditionFalse, samplev1.ReasonDeploymentSelectorMismatch,
 		fmt.Sprintf("Deployment %s selects pods by %q, but this Foo's pods are labelled %q, and a Deployment's selector cannot be changed: delete the Deployment, and the controller creates it again with the right selector",
 			deployment.Name, metav1.FormatLabelSelector(deployment.Spec.Selector), metav1.FormatLabelSelector(desired.Spec.Selector)))
 }

@@ -56,7 +56,7 @@ import (
 	"k8s.io/klog/v2/ktesting"
 	"k8s.io/utils/ptr"
 
-	samplev1alpha1 "example.com/sample-controller/pkg/apis/samplecontroller/v1alpha1"
+	samplev1 "example.com/sample-controller/pkg/apis/samplecontroller/v1"
 )
 
 // syncShape is everything about a FuzzSyncFoo case but the names, the replicas and the drift:
@@ -400,7 +400,7 @@ func withEntry(m map[string]string, k, v string) map[string]string {
 
 var (
 	deploymentsResource = appsv1.SchemeGroupVersion.WithResource("deployments")
-	foosResource        = samplev1alpha1.SchemeGroupVersion.WithResource("foos")
+	foosResource        = samplev1.SchemeGroupVersion.WithResource("foos")
 )
 
 // apiServer sits in front of the fake clientsets' object trackers and does to the controller's
@@ -505,7 +505,7 @@ func (s *apiServer) injectFooFault(a core.Action) (bool, runtime.Object, error) 
 		if g, ok := a.(core.GetAction); ok {
 			name = g.GetName()
 		}
-		return true, nil, apierrors.NewForbidden(samplev1alpha1.Resource("foos"), name,
+		return true, nil, apierrors.NewForbidden(samplev1.Resource("foos"), name,
 			errors.New(`User "system:serviceaccount:sample-controller:sample-controller" cannot get resource "foos"`))
 	}
 	if !isWriteVerb(a.GetVerb()) {
@@ -513,7 +513,7 @@ func (s *apiServer) injectFooFault(a core.Action) (bool, runtime.Object, error) 
 	}
 	switch s.fault {
 	case faultStatusConflict:
-		return s.refuse(apierrors.NewConflict(samplev1alpha1.Resource("foos"), actionObjectName(a), errors.New("the object has been modified")))
+		return s.refuse(apierrors.NewConflict(samplev1.Resource("foos"), actionObjectName(a), errors.New("the object has been modified")))
 	case faultStatusInternal:
 		return s.refuse(apierrors.NewInternalError(errors.New("etcdserver: request timed out")))
 	}
@@ -560,7 +560,7 @@ func validateDeployment(d *appsv1.Deployment) field.ErrorList {
 // validateFooStatus is the Foo CRD's schema for status (artifacts/crd/), as the API server applies
 // it to a write of the /status subresource: metav1.Condition's constraints, and conditions as a
 // map keyed by type.
-func validateFooStatus(status *samplev1alpha1.FooStatus) field.ErrorList {
+func validateFooStatus(status *samplev1.FooStatus) field.ErrorList {
 	var errs field.ErrorList
 	seen := map[string]bool{}
 	for i, c := range status.Conditions {
@@ -665,14 +665,14 @@ func (s *apiServer) updateFoo(a core.Action) (bool, runtime.Object, error) {
 	if a.GetSubresource() != "status" {
 		return false, nil, nil
 	}
-	in := a.(core.UpdateAction).GetObject().(*samplev1alpha1.Foo)
+	in := a.(core.UpdateAction).GetObject().(*samplev1.Foo)
 	obj, err := s.f.client.Tracker().Get(foosResource, a.GetNamespace(), in.Name)
 	if err != nil {
 		return s.refuse(err)
 	}
-	stored := obj.(*samplev1alpha1.Foo)
+	stored := obj.(*samplev1.Foo)
 	if in.ResourceVersion != "" && in.ResourceVersion != stored.ResourceVersion {
-		return s.refuse(apierrors.NewConflict(samplev1alpha1.Resource("foos"), in.Name, errors.New("the object has been modified")))
+		return s.refuse(apierrors.NewConflict(samplev1.Resource("foos"), in.Name, errors.New("the object has been modified")))
 	}
 	if errs := validateFooStatus(&in.Status); len(errs) > 0 {
 		return s.refuseInvalid(apierrors.NewInvalid(fooGroupVersionKind.GroupKind(), in.Name, errs))
@@ -780,7 +780,7 @@ func syncBounded(t *testing.T, ctx context.Context, c *Controller, key cache.Obj
 // ---- FuzzSyncFoo ----
 
 // syncCase builds the Foo and the Deployment (nil: none) that one fuzz input names.
-func syncCase(fooName, deploymentName string, replicas int32, s syncShape, edits []byte) (*samplev1alpha1.Foo, *appsv1.Deployment) {
+func syncCase(fooName, deploymentName string, replicas int32, s syncShape, edits []byte) (*samplev1.Foo, *appsv1.Deployment) {
 	b := newFoo(fooName, 1).deploymentName(deploymentName).generation(1 + int64(s.generation))
 	switch s.replicas {
 	case replicasAsGiven:
@@ -790,7 +790,7 @@ func syncCase(fooName, deploymentName string, replicas int32, s syncShape, edits
 	case replicasZero:
 		b.foo.Spec.Replicas = ptr.To[int32](0)
 	case replicasInRange:
-		r := int64(replicas) % (samplev1alpha1.MaxReplicas + 1)
+		r := int64(replicas) % (samplev1.MaxReplicas + 1)
 		b.foo.Spec.Replicas = ptr.To(int32(max(r, -r)))
 	}
 	foo := b.foo
@@ -830,19 +830,19 @@ func syncCase(fooName, deploymentName string, replicas int32, s syncShape, edits
 	case fooStatusConverged:
 		b.converged()
 	case fooStatusProgressing:
-		b.readyReason(metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentProgressing,
+		b.readyReason(metav1.ConditionFalse, samplev1.ReasonDeploymentProgressing,
 			fmt.Sprintf("Deployment %s: 0 of %d replicas available", deploymentName, desiredReplicas(foo)))
 	case fooStatusNotOwned:
 		if live != nil {
-			b.readyReason(metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentNotOwned, notOwnedCondition(foo, live).Message)
+			b.readyReason(metav1.ConditionFalse, samplev1.ReasonDeploymentNotOwned, notOwnedCondition(foo, live).Message)
 		}
 	case fooStatusRejected:
-		b.readyReason(metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentRejected,
+		b.readyReason(metav1.ConditionFalse, samplev1.ReasonDeploymentRejected,
 			"the API server refused creating Deployment "+deploymentName+" (Forbidden): exceeded quota")
 	case fooStatusStaleGeneration:
 		b.converged().generation(foo.Generation + 1)
 	case fooStatusWrongMessage:
-		b.readyReason(metav1.ConditionTrue, samplev1alpha1.ReasonDeploymentAvailable, "Deployment elsewhere: 7 of 7 replicas available")
+		b.readyReason(metav1.ConditionTrue, samplev1.ReasonDeploymentAvailable, "Deployment elsewhere: 7 of 7 replicas available")
 		foo.Status.AvailableReplicas = 7
 	case fooStatusNoConditions:
 		foo.Status.ObservedGeneration = foo.Generation
@@ -867,7 +867,7 @@ func podCreateFailure(n uint8) string {
 }
 
 // setOwner gives d the ownerReferences of the variant named.
-func setOwner(d *appsv1.Deployment, foo *samplev1alpha1.Foo, owner uint8) {
+func setOwner(d *appsv1.Deployment, foo *samplev1.Foo, owner uint8) {
 	ref := *metav1.NewControllerRef(foo, fooGroupVersionKind)
 	otherUID := foo.UID + "-earlier"
 	switch owner {
@@ -892,7 +892,7 @@ func setOwner(d *appsv1.Deployment, foo *samplev1alpha1.Foo, owner uint8) {
 		d.OwnerReferences = []metav1.OwnerReference{
 			{APIVersion: "v1", Kind: "ConfigMap", Name: "bundle", UID: otherUID + "-cm"}, ref}
 	case ownerFooOtherVersion:
-		ref.APIVersion = samplev1alpha1.SchemeGroupVersion.Group + "/v2"
+		ref.APIVersion = samplev1.SchemeGroupVersion.Group + "/v2"
 		d.OwnerReferences = []metav1.OwnerReference{ref}
 	}
 }
@@ -900,15 +900,15 @@ func setOwner(d *appsv1.Deployment, foo *samplev1alpha1.Foo, owner uint8) {
 // admittedByCRD tells a Foo the API server would store with today's CRD: a name that is a DNS
 // subdomain of at most 63 characters, a valid deploymentName, replicas from 0 to 1000 (or unset:
 // stored before the default existed).
-func admittedByCRD(foo *samplev1alpha1.Foo) bool {
+func admittedByCRD(foo *samplev1.Foo) bool {
 	return len(validation.IsDNS1123Subdomain(foo.Name)) == 0 && len(foo.Name) <= 63 &&
-		len(validation.IsDNS1123Subdomain(foo.Spec.DeploymentName)) == 0 &&
-		(foo.Spec.Replicas == nil || (*foo.Spec.Replicas >= 0 && *foo.Spec.Replicas <= samplev1alpha1.MaxReplicas))
+		len(validation.IsDNS1123Subdomain(foo.Spec.Deployment.Name)) == 0 &&
+		(foo.Spec.Replicas == nil || (*foo.Spec.Replicas >= 0 && *foo.Spec.Replicas <= samplev1.MaxReplicas))
 }
 
 // controlledBy is the definition property 3 checks against, written apart from the controller's
 // metav1.IsControlledBy: a controller ownerReference that carries the Foo's UID.
-func controlledBy(d *appsv1.Deployment, foo *samplev1alpha1.Foo) bool {
+func controlledBy(d *appsv1.Deployment, foo *samplev1.Foo) bool {
 	for _, ref := range d.OwnerReferences {
 		if ref.Controller != nil && *ref.Controller && ref.UID == foo.UID {
 			return true
@@ -981,7 +981,7 @@ func FuzzSyncFoo(f *testing.F) {
 		// Zero, large, nil and negative replicas.
 		{"test", "test-deploy", 0, syncShape{deployment: exists, deplStatus: deplStatusNone}, nil},
 		{"test", "test-deploy", 0, syncShape{replicas: replicasZero, deployment: exists, deplStatus: deplStatusScalingDown, fooStatus: fooStatusConverged}, nil},
-		{"test", "test-deploy", samplev1alpha1.MaxReplicas, syncShape{deployment: exists, fooStatus: fooStatusConverged}, ops(driftReplicas, 3)},
+		{"test", "test-deploy", samplev1.MaxReplicas, syncShape{deployment: exists, fooStatus: fooStatusConverged}, ops(driftReplicas, 3)},
 		{"test", "test-deploy", 1 << 30, syncShape{}, nil},
 		{"test", "test-deploy", 0, syncShape{replicas: replicasNil, deployment: exists, fooStatus: fooStatusConverged}, ops(driftReplicas, 2)},
 		{"test", "test-deploy", -1, syncShape{}, nil},
@@ -1044,7 +1044,7 @@ func FuzzSyncFoo(f *testing.F) {
 			deployments = append(deployments, live)
 			initial = live.DeepCopy()
 		}
-		fx := newFixture(t, []*samplev1alpha1.Foo{foo}, deployments)
+		fx := newFixture(t, []*samplev1.Foo{foo}, deployments)
 		defer stopFixture(fx)
 		api := newAPIServer(fx, s.fault)
 		onServer := serverFoo(t, fx, foo, s.server)
@@ -1153,7 +1153,7 @@ func FuzzSyncFoo(f *testing.F) {
 
 // serverFoo makes the API server's Foo what mode says, behind the cache's back, and returns it
 // (nil: deleted).
-func serverFoo(t *testing.T, f *fixture, foo *samplev1alpha1.Foo, mode uint8) *samplev1alpha1.Foo {
+func serverFoo(t *testing.T, f *fixture, foo *samplev1.Foo, mode uint8) *samplev1.Foo {
 	t.Helper()
 	live := foo.DeepCopy()
 	live.ResourceVersion = "2"
@@ -1168,7 +1168,7 @@ func serverFoo(t *testing.T, f *fixture, foo *samplev1alpha1.Foo, mode uint8) *s
 	case serverReplaced:
 		live.UID += "-replaced"
 		live.Generation = 1
-		live.Status = samplev1alpha1.FooStatus{}
+		live.Status = samplev1.FooStatus{}
 		live.DeletionTimestamp, live.Finalizers = nil, nil
 	case serverDeleting:
 		if live.DeletionTimestamp == nil {

@@ -40,14 +40,25 @@ mkdir -p "$run_dir" bin
 say "Building the controller"
 go build -o bin/sample-controller .
 
-say "Installing the Foo CRD: kubectl apply -f artifacts/crd/samplecontroller.example.com_foos.yaml"
-"${kubectl[@]}" apply -f artifacts/crd/samplecontroller.example.com_foos.yaml
+webhook_args=()
+if [[ "$kubeconfig" == "$(hack/local-cluster.sh kubeconfig)" ]]; then
+  # The local API server runs on this machine: it can call the controller's conversion webhook
+  # on 127.0.0.1 (v1alpha1 requests are converted to v1, the stored version, and back).
+  say "Installing the Foo CRD: kubectl apply -k hack/local-cluster/crd (conversion webhook on 127.0.0.1:9443)"
+  "${kubectl[@]}" apply -k hack/local-cluster/crd
+  webhook_args=(--conversion-webhook-bind-address=127.0.0.1:9443 --conversion-webhook-hosts=127.0.0.1,localhost)
+else
+  # Another cluster's API server cannot reach a webhook on this machine: the CRD without
+  # webhook conversion, and only v1 works (deploy the controller in the cluster for v1alpha1).
+  say "Installing the Foo CRD: kubectl apply -f artifacts/crd/samplecontroller.example.com_foos.yaml"
+  "${kubectl[@]}" apply -f artifacts/crd/samplecontroller.example.com_foos.yaml
+fi
 "${kubectl[@]}" wait --for=condition=Established crd/foos.samplecontroller.example.com --timeout=60s >/dev/null
 
 say "Starting the controller (log: $run_dir/controller.log)"
 # setsid: a Ctrl-C in the terminal reaches this script, not the controller directly, so the
 # controller gets exactly one SIGTERM (a second signal would make it exit at once).
-setsid bin/sample-controller --kubeconfig="$kubeconfig" -v=2 "${args[@]}" >"$run_dir/controller.log" 2>&1 &
+setsid bin/sample-controller --kubeconfig="$kubeconfig" -v=2 "${webhook_args[@]}" "${args[@]}" >"$run_dir/controller.log" 2>&1 &
 controller=$!
 
 stop() {

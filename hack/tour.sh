@@ -5,7 +5,8 @@
 # (trimmed to the fields that matter). It needs no controller: it is about the API itself.
 # docs/walkthrough.md explains the same concepts, with the code that uses them.
 #
-#   discovery    api-versions, api-resources, GET /api, /apis, /apis/GROUP/VERSION
+#   discovery    api-versions, the CRD's versions (v1 stored, v1alpha1 served too), api-resources,
+#                GET /api, /apis, /apis/GROUP/VERSION
 #   requests     who we are (authentication), what we may do (authorization), defaulting while
 #                decoding, schema and CEL validation
 #   reads        GET one Foo and the list, with kubectl get --raw and with curl via kubectl proxy
@@ -19,8 +20,10 @@
 # Cluster: $KUBECONFIG when set; otherwise the local control plane (hack/local-cluster.sh up,
 # which honours LOCAL_CLUSTER_NAME and LOCAL_CLUSTER_DIR), left running afterwards.
 # kubectl: $KUBECTL, else the local cluster's ($CLUSTER_BIN_DIR/kubectl), else the one on PATH.
-# It installs the Foo CRD (and leaves it), works in its own namespace ($TOUR_NAMESPACE, default
-# "tour"), and deletes that namespace at the end. Everything listens on 127.0.0.1 only.
+# It installs the Foo CRD unless the cluster already serves Foo v1 (and leaves it), works in its
+# own namespace ($TOUR_NAMESPACE, default "tour"), and deletes that namespace at the end.
+# Everything listens on 127.0.0.1 only. The tour speaks v1, the version etcd stores, only: a
+# v1alpha1 request would need the controller's conversion webhook.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -29,10 +32,10 @@ source hack/lib/cluster.sh
 
 namespace="${TOUR_NAMESPACE:-tour}"
 group=samplecontroller.example.com
-version=v1alpha1
+version=v1
 gv="$group/$version"
 foos="/apis/$gv/namespaces/$namespace/foos" # the collection's path; one Foo is $foos/NAME
-crd=artifacts/crd/samplecontroller.example.com_foos.yaml
+crd_name="foos.$group"
 
 if [[ -t 1 ]]; then
   bold=$'\033[1m' dim=$'\033[2m' reset=$'\033[0m'
@@ -236,6 +239,13 @@ if [[ -n "${KUBECONFIG:-}" ]]; then
 else
   say "no \$KUBECONFIG: using the local control plane (hack/local-cluster.sh up)"
 fi
+# The CRD, as hack/run.sh installs it: on the local control plane, with the conversion webhook
+# called by URL on 127.0.0.1 (where make run serves it); elsewhere, as a user installs it.
+if [[ -n "${KUBECONFIG:-}" ]]; then
+  crd=artifacts/crd
+else
+  crd=hack/local-cluster/crd
+fi
 use_cluster "${KUBECONFIG:-}"
 find_kubectl
 kubectl_bin=("${kubectl_cmd[@]}")
@@ -245,8 +255,14 @@ say "building hack/resolve-gvr (the GroupVersionKind -> resource program of the 
 resolve_gvr="$root/_output/tour-bin/resolve-gvr"
 go build -o "$resolve_gvr" ./hack/resolve-gvr
 
-run kubectl apply -f "$crd"
-run kubectl wait --for=condition=Established crd/foos.$group --timeout=60s
+# An installed CRD that serves v1 is left as it is: its conversion webhook settings (where the
+# webhook is, its CA bundle) are those of whoever installed it, and applying ours would undo them.
+if [[ "$(kubectl get crd "$crd_name" -o jsonpath="{.spec.versions[?(@.name==\"$version\")].served}" 2>/dev/null)" == true ]]; then
+  say "the Foo CRD is installed and serves $gv: the tour leaves it as it is"
+else
+  run kubectl apply -k "$crd"
+fi
+run kubectl wait --for=condition=Established "crd/$crd_name" --timeout=60s
 if kubectl get namespace "$namespace" >/dev/null 2>&1; then
   say "namespace $namespace is left from an earlier tour: deleting it first"
   kubectl delete namespace "$namespace" --wait=true --timeout=120s >/dev/null
@@ -274,6 +290,9 @@ section "What the server serves: discovery"
 
 step "The group/versions served: the core group has no name (plain v1, under /api/v1); every other group is under /apis/GROUP/VERSION, ours among them."
 run kubectl api-versions
+
+step "Our group serves two versions of Foo, as the CRD lists them: v1, the one etcd stores, and v1alpha1, which the API server converts to and from v1 by calling the controller's conversion webhook. The tour speaks v1 only, so it needs no controller; kubectl uses the preferred version, v1."
+run kubectl get crd "$crd_name" -o 'jsonpath={range .spec.versions[*]}{.name}: served={.served} storage={.storage}{"\n"}{end}conversion: {.spec.conversion.strategy}{"\n"}'
 
 step "The resources: a lower-case plural per kind, in a group, namespaced or not, with its verbs (kubectl reads them from discovery; first lines, then our group)."
 show_cmd kubectl api-resources
@@ -312,7 +331,7 @@ section "Writing: POST, defaults and validation"
 
 step "POST creates a Foo. Decoding fills in the schema's default for spec.replicas (we send none), before admission; the registry sets uid and generation, and the write's etcd revision is the resourceVersion."
 cat >"$tmp/foo.json" <<JSON
-{"apiVersion": "$gv", "kind": "Foo", "metadata": {"name": "tour-foo"}, "spec": {"deploymentName": "tour-foo"}}
+{"apiVersion": "$gv", "kind": "Foo", "metadata": {"name": "tour-foo"}, "spec": {"deployment": {"name": "tour-foo"}}}
 JSON
 say "body: $(cat "$tmp/foo.json")"
 http 201 POST "$foos" -H 'Content-Type: application/json' --data-binary @"$tmp/foo.json"
@@ -320,11 +339,11 @@ pick kind metadata.name metadata.uid metadata.resourceVersion metadata.generatio
 
 step "Validation (the registry's, after mutating and before validating admission) rejects what the CRD's OpenAPI schema forbids (replicas above 1000): 422, nothing stored."
 http 422 POST "$foos" -H 'Content-Type: application/json' \
-  --data-binary '{"apiVersion": "'"$gv"'", "kind": "Foo", "metadata": {"name": "too-big"}, "spec": {"deploymentName": "too-big", "replicas": 5000}}'
+  --data-binary '{"apiVersion": "'"$gv"'", "kind": "Foo", "metadata": {"name": "too-big"}, "spec": {"deployment": {"name": "too-big"}, "replicas": 5000}}'
 pick reason message <<<"$body"
 
-step "...and what its CEL rules forbid (self == oldSelf: spec.deploymentName is immutable): 422."
-http 422 PATCH "$foos/tour-foo" -H 'Content-Type: application/merge-patch+json' --data-binary '{"spec": {"deploymentName": "renamed"}}'
+step "...and what its CEL rules forbid (self == oldSelf: spec.deployment.name is immutable): 422."
+http 422 PATCH "$foos/tour-foo" -H 'Content-Type: application/merge-patch+json' --data-binary '{"spec": {"deployment": {"name": "renamed"}}}'
 pick reason "details.causes[].message" <<<"$body"
 
 # ---- 4. reads ------------------------------------------------------------------------------
@@ -361,7 +380,7 @@ say "(in the background; timeoutSeconds=4 makes the server end the stream)"
 curl -sSN "$watch_url" >"$tmp/watch.out" &
 watch_pid=$!
 http 201 POST "$foos" -H 'Content-Type: application/json' \
-  --data-binary '{"apiVersion": "'"$gv"'", "kind": "Foo", "metadata": {"name": "watched-foo"}, "spec": {"deploymentName": "watched-foo"}}'
+  --data-binary '{"apiVersion": "'"$gv"'", "kind": "Foo", "metadata": {"name": "watched-foo"}, "spec": {"deployment": {"name": "watched-foo"}}}'
 http 200 PATCH "$foos/watched-foo" -H 'Content-Type: application/merge-patch+json' --data-binary '{"spec": {"replicas": 2}}'
 http 200 DELETE "$foos/watched-foo"
 for _ in $(seq 1 100); do kill -0 "$watch_pid" 2>/dev/null || break; sleep 0.1; done
@@ -406,7 +425,8 @@ metadata:
   labels:
     tour.example.com/applied: "true"
 spec:
-  deploymentName: tour-foo
+  deployment:
+    name: tour-foo
   replicas: 3
 YAML
 say "body (YAML):"
@@ -481,7 +501,7 @@ fi
 section "Cleanup"
 run kubectl delete namespace "$namespace" --wait=true --timeout=120s
 namespace_created=''
-say "the CRD stays installed (kubectl delete -f $crd removes it)"
+say "the CRD stays installed (kubectl delete crd $crd_name removes it)"
 kill "$proxy_pid" 2>/dev/null || true
 wait "$proxy_pid" 2>/dev/null || true
 proxy_pid=''

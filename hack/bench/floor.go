@@ -16,7 +16,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	samplev1alpha1 "example.com/sample-controller/pkg/apis/samplecontroller/v1alpha1"
+	samplev1 "example.com/sample-controller/pkg/apis/samplecontroller/v1"
 	clientset "example.com/sample-controller/pkg/generated/clientset/versioned"
 )
 
@@ -85,7 +85,7 @@ func (b *bench) floor(ctx context.Context, ns string, n int, precreated bool, te
 	// Two clientsets, each with its own rate limiter, as the controller has.
 	kc := kubernetes.NewForConfigOrDie(rc)
 	sc := clientset.NewForConfigOrDie(rc)
-	created := make(chan *samplev1alpha1.Foo, n)
+	created := make(chan *samplev1.Foo, n)
 	if precreated {
 		if err := b.createFoos(ctx, ns, n, 0, created); err != nil {
 			return 0, err
@@ -107,7 +107,7 @@ func (b *bench) floor(ctx context.Context, ns string, n int, precreated bool, te
 				fo.Status.ObservedGeneration = fo.Generation
 				meta.SetStatusCondition(&fo.Status.Conditions, metav1.Condition{Type: "Ready", Status: metav1.ConditionTrue,
 					Reason: "DeploymentAvailable", Message: "floor", ObservedGeneration: fo.Generation})
-				if _, err := sc.SamplecontrollerV1alpha1().Foos(ns).UpdateStatus(ctx, fo, metav1.UpdateOptions{}); err != nil {
+				if _, err := sc.SamplecontrollerV1().Foos(ns).UpdateStatus(ctx, fo, metav1.UpdateOptions{}); err != nil {
 					firstErr.CompareAndSwap(nil, err)
 				}
 			}
@@ -161,7 +161,7 @@ type floorTemplate struct {
 // floorTemplate reads the Deployment the controller made for the first Foo in namespace ns.
 func (b *bench) floorTemplate(ctx context.Context, ns string) (*floorTemplate, error) {
 	source := foo(ns, 0, 0)
-	d, err := b.kube.AppsV1().Deployments(ns).Get(ctx, source.Spec.DeploymentName, metav1.GetOptions{})
+	d, err := b.kube.AppsV1().Deployments(ns).Get(ctx, source.Spec.Deployment.Name, metav1.GetOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("floor: the controller's Deployment to copy: %w", err)
 	}
@@ -185,9 +185,9 @@ func (b *bench) floorTemplate(ctx context.Context, ns string) (*floorTemplate, e
 }
 
 // deploymentFor is the template made Foo f's.
-func (t *floorTemplate) deploymentFor(f *samplev1alpha1.Foo) *appsv1.Deployment {
+func (t *floorTemplate) deploymentFor(f *samplev1.Foo) *appsv1.Deployment {
 	d := t.deployment.DeepCopy()
-	d.Name, d.Namespace = f.Spec.DeploymentName, f.Namespace
+	d.Name, d.Namespace = f.Spec.Deployment.Name, f.Namespace
 	for _, labels := range []map[string]string{d.Labels, d.Spec.Selector.MatchLabels, d.Spec.Template.Labels} {
 		for k, v := range labels {
 			if v == t.foo {

@@ -10,7 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
-	samplev1alpha1 "example.com/sample-controller/pkg/apis/samplecontroller/v1alpha1"
+	samplev1 "example.com/sample-controller/pkg/apis/samplecontroller/v1"
 )
 
 func (b *bench) createNamespace(ctx context.Context, ns string) error {
@@ -19,24 +19,24 @@ func (b *bench) createNamespace(ctx context.Context, ns string) error {
 }
 
 // foo is the i-th Foo of a run; its Deployment has its name.
-func foo(ns string, i int, replicas int32) *samplev1alpha1.Foo {
+func foo(ns string, i int, replicas int32) *samplev1.Foo {
 	name := fmt.Sprintf("foo-%05d", i)
-	return &samplev1alpha1.Foo{
+	return &samplev1.Foo{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec:       samplev1alpha1.FooSpec{DeploymentName: name, Replicas: ptr.To(replicas)},
+		Spec:       samplev1.FooSpec{Deployment: samplev1.FooDeployment{Name: name}, Replicas: ptr.To(replicas)},
 	}
 }
 
 // createFoos creates n Foos with many goroutines, as fast as the API server takes them. When
 // created is not nil, each Foo the API server returned is sent to it (the floor's input).
-func (b *bench) createFoos(ctx context.Context, ns string, n int, replicas int32, created chan<- *samplev1alpha1.Foo) error {
+func (b *bench) createFoos(ctx context.Context, ns string, n int, replicas int32, created chan<- *samplev1.Foo) error {
 	var next atomic.Int64
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
 	for range 32 {
 		wg.Go(func() {
 			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
-				f, err := b.sample.SamplecontrollerV1alpha1().Foos(ns).Create(ctx, foo(ns, i, replicas), metav1.CreateOptions{})
+				f, err := b.sample.SamplecontrollerV1().Foos(ns).Create(ctx, foo(ns, i, replicas), metav1.CreateOptions{})
 				if err != nil {
 					firstErr.CompareAndSwap(nil, err)
 					return

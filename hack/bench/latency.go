@@ -46,7 +46,7 @@ func (b *bench) latency(ctx context.Context, ns string) (*Latency, error) {
 	for i := range total {
 		<-tick.C
 		wg.Go(func() {
-			if _, err := b.sample.SamplecontrollerV1alpha1().Foos(ns).Create(ctx, foo(ns, i, 0), metav1.CreateOptions{}); err != nil {
+			if _, err := b.sample.SamplecontrollerV1().Foos(ns).Create(ctx, foo(ns, i, 0), metav1.CreateOptions{}); err != nil {
 				firstErr.CompareAndSwap(nil, err)
 			}
 			created[i] = time.Now()

@@ -33,7 +33,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	samplev1alpha1 "example.com/sample-controller/pkg/apis/samplecontroller/v1alpha1"
+	samplev1 "example.com/sample-controller/pkg/apis/samplecontroller/v1"
 	clientset "example.com/sample-controller/pkg/generated/clientset/versioned"
 )
 
@@ -133,8 +133,8 @@ func run(cfg config) error {
 	// The bench's own client must never be the bottleneck.
 	rc.QPS, rc.Burst = 5000, 10000
 	b := &bench{cfg: cfg, kube: kubernetes.NewForConfigOrDie(rc), sample: clientset.NewForConfigOrDie(rc)}
-	if _, err := b.kube.Discovery().ServerResourcesForGroupVersion(samplev1alpha1.SchemeGroupVersion.String()); err != nil {
-		return fmt.Errorf("the cluster does not serve %s (create the CRD first: kubectl apply -f artifacts/crd/): %w", samplev1alpha1.SchemeGroupVersion, err)
+	if _, err := b.kube.Discovery().ServerResourcesForGroupVersion(samplev1.SchemeGroupVersion.String()); err != nil {
+		return fmt.Errorf("the cluster does not serve %s (create the CRD first: kubectl apply -k artifacts/crd): %w", samplev1.SchemeGroupVersion, err)
 	}
 	if err := os.MkdirAll(cfg.logDir, 0o755); err != nil {
 		return err

@@ -11,7 +11,7 @@ import (
 	kubeinformers "k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 
-	samplev1alpha1 "example.com/sample-controller/pkg/apis/samplecontroller/v1alpha1"
+	samplev1 "example.com/sample-controller/pkg/apis/samplecontroller/v1"
 	informers "example.com/sample-controller/pkg/generated/informers/externalversions"
 )
 
@@ -19,24 +19,24 @@ import (
 // when every Foo has its Deployment and a current status.
 type observer struct {
 	mu          sync.Mutex
-	foos        map[string]*samplev1alpha1.Foo
+	foos        map[string]*samplev1.Foo
 	deployments map[string]time.Time // name -> first seen
 	stop        context.CancelFunc
 }
 
 func (b *bench) observe(ctx context.Context, ns string) (*observer, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	o := &observer{foos: map[string]*samplev1alpha1.Foo{}, deployments: map[string]time.Time{}, stop: cancel}
+	o := &observer{foos: map[string]*samplev1.Foo{}, deployments: map[string]time.Time{}, stop: cancel}
 	ff := informers.NewSharedInformerFactoryWithOptions(b.sample, 0, informers.WithNamespace(ns))
 	kf := kubeinformers.NewSharedInformerFactoryWithOptions(b.kube, 0, kubeinformers.WithNamespace(ns))
 	setFoo := func(obj any) {
-		if f, ok := obj.(*samplev1alpha1.Foo); ok {
+		if f, ok := obj.(*samplev1.Foo); ok {
 			o.mu.Lock()
 			o.foos[f.Name] = f
 			o.mu.Unlock()
 		}
 	}
-	if _, err := ff.Samplecontroller().V1alpha1().Foos().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if _, err := ff.Samplecontroller().V1().Foos().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: setFoo, UpdateFunc: func(_, n any) { setFoo(n) },
 	}); err != nil {
 		return nil, err
@@ -62,8 +62,8 @@ func (b *bench) observe(ctx context.Context, ns string) (*observer, error) {
 
 // current: the Foo's status describes its latest spec (observedGeneration == generation) and
 // reports every desired replica available.
-func current(f *samplev1alpha1.Foo) bool {
-	ready := meta.FindStatusCondition(f.Status.Conditions, samplev1alpha1.ConditionReady)
+func current(f *samplev1.Foo) bool {
+	ready := meta.FindStatusCondition(f.Status.Conditions, samplev1.ConditionReady)
 	return f.Generation > 0 && f.Status.ObservedGeneration == f.Generation &&
 		ready != nil && ready.ObservedGeneration == f.Generation && f.Status.AvailableReplicas == *f.Spec.Replicas
 }
@@ -88,7 +88,7 @@ func (o *observer) ready() (n int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for _, f := range o.foos {
-		if c := meta.FindStatusCondition(f.Status.Conditions, samplev1alpha1.ConditionReady); c != nil && c.Status == metav1.ConditionTrue {
+		if c := meta.FindStatusCondition(f.Status.Conditions, samplev1.ConditionReady); c != nil && c.Status == metav1.ConditionTrue {
 			n++
 		}
 	}

@@ -8,7 +8,7 @@
 // RESTMapper. This is what kubectl does for every manifest it applies, and what the
 // controller does at start-up (controller.go: resolveFooResource).
 //
-//	go run ./hack/resolve-gvr --group=samplecontroller.example.com --version=v1alpha1 --kind=Foo --namespace=tour
+//	go run ./hack/resolve-gvr --group=samplecontroller.example.com --version=v1 --kind=Foo --namespace=tour
 //	go run ./hack/resolve-gvr --group=apps --kind=Deployment --namespace=tour --name=web
 //	go run ./hack/resolve-gvr --kind=Namespace          # the core group is the empty string
 //

@@ -24,8 +24,8 @@ func TestURLPath(t *testing.T) {
 		{schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}, "", "tour", "/api/v1/namespaces/tour"},
 		{schema.GroupVersionResource{Version: "v1", Resource: "pods"}, "tour", "web-0", "/api/v1/namespaces/tour/pods/web-0"},
 		{schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}, "", "", "/apis/apps/v1/deployments"},
-		{schema.GroupVersionResource{Group: "samplecontroller.example.com", Version: "v1alpha1", Resource: "foos"}, "tour", "",
-			"/apis/samplecontroller.example.com/v1alpha1/namespaces/tour/foos"},
+		{schema.GroupVersionResource{Group: "samplecontroller.example.com", Version: "v1", Resource: "foos"}, "tour", "",
+			"/apis/samplecontroller.example.com/v1/namespaces/tour/foos"},
 	}
 	for _, tt := range tests {
 		if got := urlPath(tt.gvr, tt.namespace, tt.name); got != tt.want {
@@ -45,9 +45,12 @@ func TestRun(t *testing.T) {
 		want     []string // substrings of stdout (exit 0) or stderr (otherwise)
 	}{
 		{"custom resource, namespaced",
-			[]string{"--group=samplecontroller.example.com", "--version=v1alpha1", "--kind=Foo", "--namespace=tour"}, 0,
-			[]string{"GroupVersionResource: samplecontroller.example.com/v1alpha1, Resource=foos",
-				"path:                 /apis/samplecontroller.example.com/v1alpha1/namespaces/tour/foos\n"}},
+			[]string{"--group=samplecontroller.example.com", "--version=v1", "--kind=Foo", "--namespace=tour"}, 0,
+			[]string{"GroupVersionResource: samplecontroller.example.com/v1, Resource=foos",
+				"path:                 /apis/samplecontroller.example.com/v1/namespaces/tour/foos\n"}},
+		{"custom resource, preferred version of two",
+			[]string{"--group=samplecontroller.example.com", "--kind=Foo", "--namespace=tour"}, 0,
+			[]string{"GroupVersionResource: samplecontroller.example.com/v1, Resource=foos", "preferred version"}},
 		{"built-in group, preferred version, one object",
 			[]string{"--group=apps", "--kind=Deployment", "--namespace=tour", "--name=web"}, 0,
 			[]string{"Resource=deployments", "path:                 /apis/apps/v1/namespaces/tour/deployments/web\n", "preferred version"}},
@@ -89,26 +92,35 @@ func TestRun(t *testing.T) {
 }
 
 // fakeDiscoveryServer serves the discovery documents of a small cluster (core v1, apps/v1 and
-// the Foo group) and returns a kubeconfig pointing at it.
+// the Foo group, which serves v1, its preferred version, and v1alpha1) and returns a kubeconfig
+// pointing at it.
 func fakeDiscoveryServer(t *testing.T) string {
 	t.Helper()
-	group := func(name, version string) metav1.APIGroup {
-		gv := metav1.GroupVersionForDiscovery{GroupVersion: name + "/" + version, Version: version}
-		return metav1.APIGroup{Name: name, Versions: []metav1.GroupVersionForDiscovery{gv}, PreferredVersion: gv}
+	// group serves versions, the first preferred.
+	group := func(name string, versions ...string) metav1.APIGroup {
+		g := metav1.APIGroup{Name: name}
+		for _, v := range versions {
+			g.Versions = append(g.Versions, metav1.GroupVersionForDiscovery{GroupVersion: name + "/" + v, Version: v})
+		}
+		g.PreferredVersion = g.Versions[0]
+		return g
+	}
+	fooResources := []metav1.APIResource{
+		{Name: "foos", Namespaced: true, Kind: "Foo", Verbs: []string{"get", "list"}},
+		{Name: "foos/status", Namespaced: true, Kind: "Foo", Verbs: []string{"get", "update"}},
 	}
 	docs := map[string]any{
 		"/api": &metav1.APIVersions{TypeMeta: metav1.TypeMeta{Kind: "APIVersions"}, Versions: []string{"v1"}},
 		"/apis": &metav1.APIGroupList{TypeMeta: metav1.TypeMeta{Kind: "APIGroupList", APIVersion: "v1"},
-			Groups: []metav1.APIGroup{group("apps", "v1"), group("samplecontroller.example.com", "v1alpha1")}},
+			Groups: []metav1.APIGroup{group("apps", "v1"), group("samplecontroller.example.com", "v1", "v1alpha1")}},
 		"/api/v1": resourceList("v1",
 			metav1.APIResource{Name: "namespaces", Kind: "Namespace", Verbs: []string{"get", "list"}},
 			metav1.APIResource{Name: "pods", Namespaced: true, Kind: "Pod", Verbs: []string{"get", "list"}}),
 		"/apis/apps/v1": resourceList("apps/v1",
 			metav1.APIResource{Name: "deployments", Namespaced: true, Kind: "Deployment", Verbs: []string{"get", "list"}},
 			metav1.APIResource{Name: "deployments/scale", Namespaced: true, Group: "autoscaling", Version: "v1", Kind: "Scale", Verbs: []string{"get"}}),
-		"/apis/samplecontroller.example.com/v1alpha1": resourceList("samplecontroller.example.com/v1alpha1",
-			metav1.APIResource{Name: "foos", Namespaced: true, Kind: "Foo", Verbs: []string{"get", "list"}},
-			metav1.APIResource{Name: "foos/status", Namespaced: true, Kind: "Foo", Verbs: []string{"get", "update"}}),
+		"/apis/samplecontroller.example.com/v1":       resourceList("samplecontroller.example.com/v1", fooResources...),
+		"/apis/samplecontroller.example.com/v1alpha1": resourceList("samplecontroller.example.com/v1alpha1", fooResources...),
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		doc, ok := docs[r.URL.Path]

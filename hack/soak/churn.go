@@ -17,7 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
-	samplev1alpha1 "example.com/sample-controller/pkg/apis/samplecontroller/v1alpha1"
+	samplev1 "example.com/sample-controller/pkg/apis/samplecontroller/v1"
 )
 
 // The churn's operations. Each tick of the churn (--rate a second) draws one, by these weights
@@ -251,7 +251,7 @@ func (c *churner) lifecycle(ctx context.Context) (string, error) {
 			return "foo-delete skipped", nil
 		}
 		f := foos[c.intN(len(foos))]
-		err := c.s.sample.SamplecontrollerV1alpha1().Foos(f.Namespace).Delete(ctx, f.Name, metav1.DeleteOptions{})
+		err := c.s.sample.SamplecontrollerV1().Foos(f.Namespace).Delete(ctx, f.Name, metav1.DeleteOptions{})
 		c.mu.Lock()
 		if err == nil {
 			c.deleted = append(c.deleted, f.Namespace+"/"+f.Name)
@@ -278,7 +278,7 @@ func (c *churner) lifecycle(ctx context.Context) (string, error) {
 	}
 	replicas := replicasFor(c.rng.Float64())
 	c.mu.Unlock()
-	_, err := c.s.sample.SamplecontrollerV1alpha1().Foos(ns).Create(ctx, newFoo(ns, name, replicas), metav1.CreateOptions{})
+	_, err := c.s.sample.SamplecontrollerV1().Foos(ns).Create(ctx, newFoo(ns, name, replicas), metav1.CreateOptions{})
 	if err != nil {
 		c.mu.Lock()
 		c.toCreate++ // still to balance
@@ -294,7 +294,7 @@ func (c *churner) patch(ctx context.Context, resource, ns, name string, pt types
 	}
 	switch resource {
 	case "foos":
-		_, err = c.s.sample.SamplecontrollerV1alpha1().Foos(ns).Patch(ctx, name, pt, data, metav1.PatchOptions{})
+		_, err = c.s.sample.SamplecontrollerV1().Foos(ns).Patch(ctx, name, pt, data, metav1.PatchOptions{})
 	default:
 		_, err = c.s.kube.AppsV1().Deployments(ns).Patch(ctx, name, pt, data, metav1.PatchOptions{})
 	}
@@ -322,9 +322,9 @@ func (c *churner) summary() OpCounts {
 }
 
 // newFoo is a Foo whose Deployment has its name.
-func newFoo(ns, name string, replicas int32) *samplev1alpha1.Foo {
-	return &samplev1alpha1.Foo{
+func newFoo(ns, name string, replicas int32) *samplev1.Foo {
+	return &samplev1.Foo{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec:       samplev1alpha1.FooSpec{DeploymentName: name, Replicas: ptr.To(replicas)},
+		Spec:       samplev1.FooSpec{Deployment: samplev1.FooDeployment{Name: name}, Replicas: ptr.To(replicas)},
 	}
 }

@@ -42,7 +42,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"example.com/sample-controller/internal/promtext"
-	samplev1alpha1 "example.com/sample-controller/pkg/apis/samplecontroller/v1alpha1"
+	samplev1 "example.com/sample-controller/pkg/apis/samplecontroller/v1"
 	clientset "example.com/sample-controller/pkg/generated/clientset/versioned"
 )
 
@@ -168,8 +168,8 @@ func run(cfg config) (bool, error) {
 	// The soak's own client must never be what limits the churn.
 	rc.QPS, rc.Burst = 5000, 10000
 	s := &soak{cfg: cfg, kube: kubernetes.NewForConfigOrDie(rc), sample: clientset.NewForConfigOrDie(rc)}
-	if _, err := s.kube.Discovery().ServerResourcesForGroupVersion(samplev1alpha1.SchemeGroupVersion.String()); err != nil {
-		return false, fmt.Errorf("the cluster does not serve %s (create the CRD first: kubectl apply -f artifacts/crd/): %w", samplev1alpha1.SchemeGroupVersion, err)
+	if _, err := s.kube.Discovery().ServerResourcesForGroupVersion(samplev1.SchemeGroupVersion.String()); err != nil {
+		return false, fmt.Errorf("the cluster does not serve %s (create the CRD first: kubectl apply -k artifacts/crd): %w", samplev1.SchemeGroupVersion, err)
 	}
 	if err := os.MkdirAll(cfg.out, 0o755); err != nil {
 		return false, err
@@ -359,7 +359,7 @@ func (s *soak) createFoos(ctx context.Context, c *churner) error {
 		wg.Go(func() {
 			for i := int(next.Add(1)) - 1; i < s.cfg.foos; i = int(next.Add(1)) - 1 {
 				ns := s.namespaces[i%len(s.namespaces)]
-				if _, err := s.sample.SamplecontrollerV1alpha1().Foos(ns).Create(ctx, newFoo(ns, fmt.Sprintf("foo-%05d", i), replicasFor(c.float())), metav1.CreateOptions{}); err != nil {
+				if _, err := s.sample.SamplecontrollerV1().Foos(ns).Create(ctx, newFoo(ns, fmt.Sprintf("foo-%05d", i), replicasFor(c.float())), metav1.CreateOptions{}); err != nil {
 					firstErr.CompareAndSwap(nil, err)
 					return
 				}

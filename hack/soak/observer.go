@@ -14,9 +14,9 @@ import (
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	"k8s.io/client-go/tools/cache"
 
-	samplev1alpha1 "example.com/sample-controller/pkg/apis/samplecontroller/v1alpha1"
+	samplev1 "example.com/sample-controller/pkg/apis/samplecontroller/v1"
 	informers "example.com/sample-controller/pkg/generated/informers/externalversions"
-	listers "example.com/sample-controller/pkg/generated/listers/samplecontroller/v1alpha1"
+	listers "example.com/sample-controller/pkg/generated/listers/samplecontroller/v1"
 )
 
 // fooLabel is the label the controller puts on a Foo's Deployment, its value the Foo's name
@@ -49,7 +49,7 @@ func (s *soak) observe(ctx context.Context) (*observer, error) {
 	}
 	ff := informers.NewSharedInformerFactory(s.sample, 0)
 	kf := kubeinformers.NewSharedInformerFactory(s.kube, 0)
-	fi, di := ff.Samplecontroller().V1alpha1().Foos(), kf.Apps().V1().Deployments()
+	fi, di := ff.Samplecontroller().V1().Foos(), kf.Apps().V1().Deployments()
 	o.foos, o.deployments = fi.Lister(), di.Lister()
 	if _, err := di.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: o.learn}); err != nil {
 		return nil, err
@@ -109,7 +109,7 @@ func (o *observer) state() state {
 		}
 		st.foos++
 		byUID[string(f.UID)] = true
-		d, err := o.deployments.Deployments(f.Namespace).Get(f.Spec.DeploymentName)
+		d, err := o.deployments.Deployments(f.Namespace).Get(f.Spec.Deployment.Name)
 		if err != nil {
 			d = nil
 		}
@@ -130,7 +130,7 @@ func (o *observer) state() state {
 }
 
 // fooList lists the soak's Foos in the cache.
-func (o *observer) fooList() []*samplev1alpha1.Foo {
+func (o *observer) fooList() []*samplev1.Foo {
 	all, _ := o.foos.List(labels.Everything())
 	out := all[:0:0]
 	for _, f := range all {
@@ -142,8 +142,8 @@ func (o *observer) fooList() []*samplev1alpha1.Foo {
 }
 
 // deployment is the cached Deployment of a Foo, or nil.
-func (o *observer) deployment(f *samplev1alpha1.Foo) *appsv1.Deployment {
-	d, err := o.deployments.Deployments(f.Namespace).Get(f.Spec.DeploymentName)
+func (o *observer) deployment(f *samplev1.Foo) *appsv1.Deployment {
+	d, err := o.deployments.Deployments(f.Namespace).Get(f.Spec.Deployment.Name)
 	if err != nil {
 		return nil
 	}
@@ -155,12 +155,12 @@ func (o *observer) deployment(f *samplev1alpha1.Foo) *appsv1.Deployment {
 // UID: not an earlier Foo of the same name), and is what the Foo asks for: its replicas, and
 // (once ref is known) the reference's image and labels, with fooLabel naming the Foo. So a
 // Deployment edited out of band is not converged until the controller has put it back.
-func converged(f *samplev1alpha1.Foo, d *appsv1.Deployment, ref *reference) bool {
+func converged(f *samplev1.Foo, d *appsv1.Deployment, ref *reference) bool {
 	want := int32(1)
 	if f.Spec.Replicas != nil {
 		want = *f.Spec.Replicas
 	}
-	ready := meta.FindStatusCondition(f.Status.Conditions, samplev1alpha1.ConditionReady)
+	ready := meta.FindStatusCondition(f.Status.Conditions, samplev1.ConditionReady)
 	if f.Generation == 0 || f.Status.ObservedGeneration != f.Generation || ready == nil ||
 		ready.Status != metav1.ConditionTrue || ready.ObservedGeneration != f.Generation || f.Status.AvailableReplicas != want {
 		return false

@@ -11,20 +11,20 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 
-	samplev1alpha1 "example.com/sample-controller/pkg/apis/samplecontroller/v1alpha1"
+	samplev1 "example.com/sample-controller/pkg/apis/samplecontroller/v1"
 )
 
 // convergedPair is a Foo with 2 replicas and its Deployment, as the controller leaves them.
-func convergedPair() (*samplev1alpha1.Foo, *appsv1.Deployment, *reference) {
+func convergedPair() (*samplev1.Foo, *appsv1.Deployment, *reference) {
 	f := newFoo("ns", "foo-1", 2)
 	f.UID, f.Generation = "uid-1", 3
-	f.Status = samplev1alpha1.FooStatus{ObservedGeneration: 3, AvailableReplicas: 2, Conditions: []metav1.Condition{
-		{Type: samplev1alpha1.ConditionReady, Status: metav1.ConditionTrue, ObservedGeneration: 3, Reason: samplev1alpha1.ReasonDeploymentAvailable},
+	f.Status = samplev1.FooStatus{ObservedGeneration: 3, AvailableReplicas: 2, Conditions: []metav1.Condition{
+		{Type: samplev1.ConditionReady, Status: metav1.ConditionTrue, ObservedGeneration: 3, Reason: samplev1.ReasonDeploymentAvailable},
 	}}
 	d := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "foo-1", Namespace: "ns",
 			Labels: map[string]string{"app.kubernetes.io/name": "nginx", fooLabel: "foo-1", "someone-elses": "x"},
-			OwnerReferences: []metav1.OwnerReference{{APIVersion: "samplecontroller.example.com/v1alpha1", Kind: "Foo", Name: "foo-1",
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: samplev1.SchemeGroupVersion.String(), Kind: "Foo", Name: "foo-1",
 				UID: "uid-1", Controller: ptr.To(true)}}},
 		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](2), Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
 			Containers: []corev1.Container{{Name: "nginx", Image: "nginx:1"}}}}},
@@ -41,25 +41,25 @@ func TestConverged(t *testing.T) {
 	if !converged(f, d, nil) {
 		t.Error("not converged without a reference yet")
 	}
-	for name, change := range map[string]func(*samplev1alpha1.Foo, *appsv1.Deployment){
+	for name, change := range map[string]func(*samplev1.Foo, *appsv1.Deployment){
 		"no Deployment":           nil,
-		"status of an older spec": func(f *samplev1alpha1.Foo, _ *appsv1.Deployment) { f.Generation = 4 },
-		"not Ready": func(f *samplev1alpha1.Foo, _ *appsv1.Deployment) {
+		"status of an older spec": func(f *samplev1.Foo, _ *appsv1.Deployment) { f.Generation = 4 },
+		"not Ready": func(f *samplev1.Foo, _ *appsv1.Deployment) {
 			f.Status.Conditions[0].Status = metav1.ConditionFalse
 		},
-		"Ready of an older spec":      func(f *samplev1alpha1.Foo, _ *appsv1.Deployment) { f.Status.Conditions[0].ObservedGeneration = 2 },
-		"no Ready condition":          func(f *samplev1alpha1.Foo, _ *appsv1.Deployment) { f.Status.Conditions = nil },
-		"status short of replicas":    func(f *samplev1alpha1.Foo, _ *appsv1.Deployment) { f.Status.AvailableReplicas = 1 },
-		"scaled, not yet acted on":    func(f *samplev1alpha1.Foo, _ *appsv1.Deployment) { f.Spec.Replicas = ptr.To[int32](0) },
-		"an earlier Foo's Deployment": func(_ *samplev1alpha1.Foo, d *appsv1.Deployment) { d.OwnerReferences[0].UID = "uid-0" },
-		"nobody's Deployment":         func(_ *samplev1alpha1.Foo, d *appsv1.Deployment) { d.OwnerReferences = nil },
-		"replicas edited":             func(_ *samplev1alpha1.Foo, d *appsv1.Deployment) { d.Spec.Replicas = ptr.To[int32](1) },
-		"pods not yet available":      func(_ *samplev1alpha1.Foo, d *appsv1.Deployment) { d.Status.AvailableReplicas = 1 },
-		"image edited": func(_ *samplev1alpha1.Foo, d *appsv1.Deployment) {
+		"Ready of an older spec":      func(f *samplev1.Foo, _ *appsv1.Deployment) { f.Status.Conditions[0].ObservedGeneration = 2 },
+		"no Ready condition":          func(f *samplev1.Foo, _ *appsv1.Deployment) { f.Status.Conditions = nil },
+		"status short of replicas":    func(f *samplev1.Foo, _ *appsv1.Deployment) { f.Status.AvailableReplicas = 1 },
+		"scaled, not yet acted on":    func(f *samplev1.Foo, _ *appsv1.Deployment) { f.Spec.Replicas = ptr.To[int32](0) },
+		"an earlier Foo's Deployment": func(_ *samplev1.Foo, d *appsv1.Deployment) { d.OwnerReferences[0].UID = "uid-0" },
+		"nobody's Deployment":         func(_ *samplev1.Foo, d *appsv1.Deployment) { d.OwnerReferences = nil },
+		"replicas edited":             func(_ *samplev1.Foo, d *appsv1.Deployment) { d.Spec.Replicas = ptr.To[int32](1) },
+		"pods not yet available":      func(_ *samplev1.Foo, d *appsv1.Deployment) { d.Status.AvailableReplicas = 1 },
+		"image edited": func(_ *samplev1.Foo, d *appsv1.Deployment) {
 			d.Spec.Template.Spec.Containers[0].Image = driftImage
 		},
-		"managed label edited": func(_ *samplev1alpha1.Foo, d *appsv1.Deployment) { d.Labels["app.kubernetes.io/name"] = "soak-drift" },
-		"foo label edited":     func(_ *samplev1alpha1.Foo, d *appsv1.Deployment) { d.Labels[fooLabel] = "foo-2" },
+		"managed label edited": func(_ *samplev1.Foo, d *appsv1.Deployment) { d.Labels["app.kubernetes.io/name"] = "soak-drift" },
+		"foo label edited":     func(_ *samplev1.Foo, d *appsv1.Deployment) { d.Labels[fooLabel] = "foo-2" },
 	} {
 		f, d, ref := convergedPair()
 		if change == nil {

@@ -1,10 +1,11 @@
-// Package httpserver runs the small HTTP servers of the controller process (probes, and metrics
-// when they are served without TLS) for as long as a context lives, with the limits every
-// server of the process shares.
+// Package httpserver runs the small HTTP servers of the controller process (probes, metrics
+// when they are served without TLS, the conversion webhook over TLS) for as long as a context
+// lives, with the limits every server of the process shares.
 package httpserver
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -34,6 +35,34 @@ var limits = Limits{ReadHeader: 10 * time.Second, Read: 30 * time.Second, Write:
 // then shuts down gracefully. It returns the address it listens on, which it also logs, or ""
 // when addr is Disabled. A port that cannot be bound is an error at once, not a log line later.
 func Start(ctx context.Context, name, addr string, h http.Handler) (string, error) {
+	return start(ctx, name, addr, h, nil)
+}
+
+// StartTLS is Start over TLS: it serves h with cfg (which has the certificate, GetCertificate
+// typically, so that a renewed one is served without a restart) until ctx ends, with the same
+// limits, and returns the address it listens on or "" when addr is Disabled.
+//
+// It serves HTTP/1.1 only, whatever cfg.NextProtos says (cfg is not modified: a clone is). A
+// client such as the API server, which calls webhooks over HTTP/2 when it is offered, then
+// speaks HTTP/1.1. HTTP/2 brings nothing to a few requests a second, and costs: its stream
+// multiplexing is what the "rapid reset" attack (CVE-2023-44487) abuses, as well as a slow
+// client's many streams on one connection; with one request at a time per connection, the
+// server's read and write timeouts and a handler's bounded body are all the limits a request
+// needs. (The metrics port is served the same way, for the same reasons.)
+func StartTLS(ctx context.Context, name, addr string, h http.Handler, cfg *tls.Config) (string, error) {
+	if addr == Disabled || addr == "" {
+		return "", nil
+	}
+	if cfg == nil || (len(cfg.Certificates) == 0 && cfg.GetCertificate == nil && cfg.GetConfigForClient == nil) {
+		return "", fmt.Errorf("serving %s on %s: the TLS configuration has no certificate", name, addr)
+	}
+	cfg = cfg.Clone()
+	cfg.NextProtos = []string{"http/1.1"}
+	return start(ctx, name, addr, h, cfg)
+}
+
+// start serves h on addr, over TLS with tlsCfg unless it is nil.
+func start(ctx context.Context, name, addr string, h http.Handler, tlsCfg *tls.Config) (string, error) {
 	if addr == Disabled || addr == "" {
 		return "", nil
 	}
@@ -41,6 +70,10 @@ func Start(ctx context.Context, name, addr string, h http.Handler) (string, erro
 	if err != nil {
 		return "", fmt.Errorf("serving %s on %s: %w", name, addr, err)
 	}
+	logger := klog.FromContext(ctx).WithValues("server", name, "address", ln.Addr().String())
+	// HTTP/1.1 only: see StartTLS. (Without TLS, net/http serves HTTP/2 only when told to.)
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: limits.ReadHeader,
@@ -48,10 +81,20 @@ func Start(ctx context.Context, name, addr string, h http.Handler) (string, erro
 		WriteTimeout:      limits.Write,
 		IdleTimeout:       limits.Idle,
 		MaxHeaderBytes:    limits.MaxHeaderBytes,
+		TLSConfig:         tlsCfg,
+		Protocols:         &protocols,
+		// Requests carry ctx's values (the logger, for klog.FromContext(r.Context())) but not
+		// its end: a request in flight when ctx ends is given Shutdown's grace to finish.
+		BaseContext: func(net.Listener) context.Context { return klog.NewContext(context.WithoutCancel(ctx), logger) },
 	}
-	logger := klog.FromContext(ctx).WithValues("server", name, "address", ln.Addr().String())
+	scheme := "http"
+	serve := func() error { return srv.Serve(ln) }
+	if tlsCfg != nil {
+		scheme = "https"
+		serve = func() error { return srv.ServeTLS(ln, "", "") } // the certificate is in tlsCfg
+	}
 	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Error(err, "HTTP server stopped")
 		}
 	}()
@@ -60,7 +103,7 @@ func Start(ctx context.Context, name, addr string, h http.Handler) (string, erro
 		defer cancel()
 		_ = srv.Shutdown(shutdownCtx)
 	})
-	logger.Info("Serving", "scheme", "http")
+	logger.Info("Serving", "scheme", scheme)
 	return ln.Addr().String(), nil
 }
 

@@ -75,18 +75,11 @@ func Identity() string {
 // down (after onLost, if onLost returns).
 var ErrLeaseLost = errors.New("lost the leader-election Lease")
 
-// Run campaigns for the Lease until ctx ends. While this process leads, work(leadingCtx) is
-// called once; leadingCtx ends when ctx ends or when leadership is lost. Run never returns
-// before work has returned, and returns work's error.
-//
-// When ctx ends, Run waits for work to return and only then releases the Lease, so that the
-// next leader never overlaps with unfinished work. If leadership is lost while ctx is still
-// live, onLost is called at once: the process must stop working, since another replica may
-// already lead (Kubernetes' own components exit).
-//
-// watchdog, when not nil, becomes a liveness check that fails when this process leads but has
-// not renewed the Lease for longer than the lease duration plus the watchdog's timeout: by then
-// it should have stopped leading, so something is stuck.
+// Run campaigns for the Lease until ctx ends, calling work(leadingCtx) once while leading. It
+// never returns before work has, and returns work's error. When ctx ends it waits for work,
+// then releases the Lease (no overlap with the next leader); a Lease lost while ctx lives calls
+// onLost at once (another replica may lead). watchdog, if set, fails liveness when a leader
+// has not renewed for the lease duration plus its timeout.
 func Run(ctx context.Context, client kubernetes.Interface, cfg Config, identity string,
 	watchdog *leaderelection.HealthzAdaptor, work func(ctx context.Context) error, onLost func()) error {
 	logger := klog.FromContext(ctx).WithValues("lease", klog.KRef(cfg.LeaseNamespace, cfg.LeaseName), "identity", identity)

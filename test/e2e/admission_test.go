@@ -15,31 +15,35 @@ func TestInvalidFoosAreRejectedAtAdmission(t *testing.T) {
 	ensureCRD(t)
 	ns := newNamespace(t)
 	foo := func(name, spec string) string {
-		return fmt.Sprintf("apiVersion: samplecontroller.example.com/v1alpha1\nkind: Foo\nmetadata:\n  name: %s\n  namespace: %s\nspec:\n%s\n", name, ns, spec)
+		return fmt.Sprintf("apiVersion: samplecontroller.example.com/v1\nkind: Foo\nmetadata:\n  name: %s\n  namespace: %s\nspec:\n%s\n", name, ns, spec)
 	}
+	// deployment is the lines of a Foo's spec that name its Deployment (spec.deployment.name).
+	deployment := func(name string) string { return "  deployment:\n    name: " + name }
 	tests := []struct {
 		name, yaml string
 		want       []string // all must appear in the error
 	}{
-		{"negative replicas", foo("neg", "  deploymentName: neg\n  replicas: -1"),
+		{"negative replicas", foo("neg", deployment("neg")+"\n  replicas: -1"),
 			[]string{"spec.replicas", "greater than or equal to 0"}},
-		{"too many replicas", foo("big", "  deploymentName: big\n  replicas: 1001"),
+		{"too many replicas", foo("big", deployment("big")+"\n  replicas: 1001"),
 			[]string{"spec.replicas", "less than or equal to 1000"}},
-		{"non-integer replicas", foo("frac", "  deploymentName: frac\n  replicas: 1.5"),
+		{"non-integer replicas", foo("frac", deployment("frac")+"\n  replicas: 1.5"),
 			[]string{"spec.replicas", "integer"}},
-		{"replicas as a string", foo("str", "  deploymentName: str\n  replicas: \"3\""),
+		{"replicas as a string", foo("str", deployment("str")+"\n  replicas: \"3\""),
 			[]string{"spec.replicas", "integer"}},
-		{"missing deploymentName", foo("nodeploy", "  replicas: 1"),
-			[]string{"spec.deploymentName", "Required value"}},
-		{"empty deploymentName", foo("emptydeploy", "  deploymentName: \"\""),
-			[]string{"spec.deploymentName"}},
-		{"invalid deploymentName", foo("baddeploy", "  deploymentName: Not_A_Name"),
-			[]string{"spec.deploymentName", "should match"}},
-		{"missing spec", fmt.Sprintf("apiVersion: samplecontroller.example.com/v1alpha1\nkind: Foo\nmetadata:\n  name: nospec\n  namespace: %s\n", ns),
+		{"missing deployment", foo("nodeploy", "  replicas: 1"),
+			[]string{"spec.deployment", "Required value"}},
+		{"missing deployment.name", foo("nodeployname", "  deployment: {}\n  replicas: 1"),
+			[]string{"spec.deployment.name", "Required value"}},
+		{"empty deployment.name", foo("emptydeploy", deployment(`""`)),
+			[]string{"spec.deployment.name"}},
+		{"invalid deployment.name", foo("baddeploy", deployment("Not_A_Name")),
+			[]string{"spec.deployment.name", "should match"}},
+		{"missing spec", fmt.Sprintf("apiVersion: samplecontroller.example.com/v1\nkind: Foo\nmetadata:\n  name: nospec\n  namespace: %s\n", ns),
 			[]string{"spec", "Required value"}},
-		{"unknown field", foo("typo", "  deploymentName: typo\n  replica: 3"),
+		{"unknown field", foo("typo", deployment("typo")+"\n  replica: 3"),
 			[]string{`unknown field "spec.replica"`}},
-		{"name too long for a label value", foo(strings.Repeat("a", 64), "  deploymentName: long"),
+		{"name too long for a label value", foo(strings.Repeat("a", 64), deployment("long")),
 			[]string{"at most 63 characters"}},
 	}
 	for _, tc := range tests {
@@ -57,7 +61,7 @@ func TestInvalidFoosAreRejectedAtAdmission(t *testing.T) {
 	}
 
 	t.Run("replicas defaults to 1", func(t *testing.T) {
-		if out, err := kubectlApply(foo("defaulted", "  deploymentName: defaulted")); err != nil {
+		if out, err := kubectlApply(foo("defaulted", deployment("defaulted"))); err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
 		if r := getFoo(t, ns, "defaulted").Spec.Replicas; r == nil || *r != 1 {
@@ -65,16 +69,16 @@ func TestInvalidFoosAreRejectedAtAdmission(t *testing.T) {
 		}
 	})
 
-	t.Run("deploymentName cannot change", func(t *testing.T) {
-		if out, err := kubectlApply(foo("renamed", "  deploymentName: first")); err != nil {
+	t.Run("deployment.name cannot change", func(t *testing.T) {
+		if out, err := kubectlApply(foo("renamed", deployment("first"))); err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
-		out, err := kubectlApply(foo("renamed", "  deploymentName: second"))
-		if err == nil || !strings.Contains(out, "deploymentName is immutable") {
-			t.Errorf("changing deploymentName: err=%v, output %q; want it rejected as immutable", err, out)
+		out, err := kubectlApply(foo("renamed", deployment("second")))
+		if err == nil || !strings.Contains(out, "deployment.name is immutable") {
+			t.Errorf("changing deployment.name: err=%v, output %q; want it rejected as immutable", err, out)
 		}
-		if got := getFoo(t, ns, "renamed").Spec.DeploymentName; got != "first" {
-			t.Errorf("deploymentName = %q after a rejected change, want first", got)
+		if got := getFoo(t, ns, "renamed").Spec.Deployment.Name; got != "first" {
+			t.Errorf("deployment.name = %q after a rejected change, want first", got)
 		}
 	})
 

@@ -17,7 +17,7 @@ func TestControllerStartedBeforeCRD(t *testing.T) {
 	ns := newNamespace(t)
 	p := startController(t, "--namespace="+ns)
 
-	const want = "install its CRD with `kubectl apply -f artifacts/crd/samplecontroller.example.com_foos.yaml`"
+	const want = "install its CRD with `kubectl apply -k artifacts/crd`"
 	eventually(t, p, 30*time.Second, "the controller to say the CRD is missing", func() (bool, string) {
 		return strings.Contains(p.Log(), want), p.LogTail(3)
 	})

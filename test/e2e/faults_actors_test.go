@@ -23,7 +23,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"example.com/sample-controller/internal/auditlog"
-	samplev1alpha1 "example.com/sample-controller/pkg/apis/samplecontroller/v1alpha1"
+	samplev1 "example.com/sample-controller/pkg/apis/samplecontroller/v1"
 )
 
 // The faults other actors bring: a controller killed in the middle of its writes, clients that
@@ -48,7 +48,7 @@ func (w actorsWant) matches(c *metav1.Condition) bool {
 // with the replicas it asks for, and that no Deployment exists for a Foo that does not.
 func actorsConverged(ns string, want actorsWant) (bool, string) {
 	ctx := context.Background()
-	foos, err := sampleClient.SamplecontrollerV1alpha1().Foos(ns).List(ctx, metav1.ListOptions{})
+	foos, err := sampleClient.SamplecontrollerV1().Foos(ns).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return false, err.Error()
 	}
@@ -63,15 +63,15 @@ func actorsConverged(ns string, want actorsWant) (bool, string) {
 	var problems []string
 	wanted := map[string]bool{}
 	for _, foo := range foos.Items {
-		wanted[foo.Spec.DeploymentName] = true
-		ready := meta.FindStatusCondition(foo.Status.Conditions, samplev1alpha1.ConditionReady)
+		wanted[foo.Spec.Deployment.Name] = true
+		ready := meta.FindStatusCondition(foo.Status.Conditions, samplev1.ConditionReady)
 		switch {
 		case foo.Status.ObservedGeneration != foo.Generation:
 			problems = append(problems, fmt.Sprintf("%s: observedGeneration %d of %d", foo.Name, foo.Status.ObservedGeneration, foo.Generation))
 		case !want.matches(ready) || ready.ObservedGeneration != foo.Generation:
 			problems = append(problems, fmt.Sprintf("%s: Ready %+v", foo.Name, ready))
 		}
-		d := byName[foo.Spec.DeploymentName]
+		d := byName[foo.Spec.Deployment.Name]
 		switch {
 		case d == nil:
 			problems = append(problems, foo.Name+": no Deployment")
@@ -150,12 +150,12 @@ func actorsScaleAll(t *testing.T, ns string, n int, replicas int32) {
 	t.Helper()
 	inParallel(t, "scaling Foos", n, func(i int) error {
 		return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			foo, err := sampleClient.SamplecontrollerV1alpha1().Foos(ns).Get(context.Background(), fooName(i), metav1.GetOptions{})
+			foo, err := sampleClient.SamplecontrollerV1().Foos(ns).Get(context.Background(), fooName(i), metav1.GetOptions{})
 			if err != nil {
 				return err
 			}
 			foo.Spec.Replicas = ptr.To(replicas)
-			_, err = sampleClient.SamplecontrollerV1alpha1().Foos(ns).Update(context.Background(), foo, metav1.UpdateOptions{})
+			_, err = sampleClient.SamplecontrollerV1().Foos(ns).Update(context.Background(), foo, metav1.UpdateOptions{})
 			return err
 		})
 	})
@@ -174,7 +174,7 @@ func TestFaultKilledDuringUpdatesAndStatusWrites(t *testing.T) {
 	p := startController(t, "--namespace="+ns)
 	createFoosInParallel(t, ns, n)
 	eventually(t, p, 3*time.Minute, fmt.Sprintf("%d Foos at replicas 0", n), func() (bool, string) {
-		return actorsConverged(ns, actorsWant{metav1.ConditionTrue, []string{samplev1alpha1.ReasonDeploymentAvailable}})
+		return actorsConverged(ns, actorsWant{metav1.ConditionTrue, []string{samplev1.ReasonDeploymentAvailable}})
 	})
 	p.stop()
 
@@ -201,7 +201,7 @@ func TestFaultKilledDuringUpdatesAndStatusWrites(t *testing.T) {
 	p2 := startController(t, "--namespace="+ns)
 	// Not Ready: the quota refuses the pods. Whether the Foo already says ReplicaFailure depends
 	// on when kube-controller-manager's ReplicaSet controller (20 requests a second) got to it.
-	notReady := actorsWant{metav1.ConditionFalse, []string{samplev1alpha1.ReasonDeploymentProgressing, samplev1alpha1.ReasonDeploymentReplicaFailure}}
+	notReady := actorsWant{metav1.ConditionFalse, []string{samplev1.ReasonDeploymentProgressing, samplev1.ReasonDeploymentReplicaFailure}}
 	eventually(t, p2, 3*time.Minute, fmt.Sprintf("%d Foos scaled to 1 (pods refused by the quota)", n), func() (bool, string) {
 		return actorsConverged(ns, notReady)
 	})
@@ -236,7 +236,7 @@ func TestFaultEditStormAndFight(t *testing.T) {
 	const n = 50
 	p := startController(t, "--namespace="+ns)
 	createFoosInParallel(t, ns, n)
-	want := actorsWant{metav1.ConditionTrue, []string{samplev1alpha1.ReasonDeploymentAvailable}}
+	want := actorsWant{metav1.ConditionTrue, []string{samplev1.ReasonDeploymentAvailable}}
 	eventually(t, p, 2*time.Minute, "the Foos", func() (bool, string) { return actorsConverged(ns, want) })
 
 	// Baseline: how long a new Foo takes, before the storm.
@@ -404,7 +404,7 @@ func TestFaultNamespaceDeletedAndFooRecreated(t *testing.T) {
 	for i := range 20 {
 		createFoo(t, newFoo(doomed, fooName(i), fooName(i), 1))
 	}
-	want := actorsWant{metav1.ConditionTrue, []string{samplev1alpha1.ReasonDeploymentAvailable}}
+	want := actorsWant{metav1.ConditionTrue, []string{samplev1.ReasonDeploymentAvailable}}
 	eventually(t, p, 2*time.Minute, "the doomed namespace's Foos", func() (bool, string) { return actorsConverged(doomed, want) })
 
 	// The namespace goes; the namespace controller deletes its Foos and Deployments in no order.
@@ -434,7 +434,7 @@ func TestFaultNamespaceDeletedAndFooRecreated(t *testing.T) {
 		[]byte(`{"metadata":{"finalizers":["example.com/hold"]}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := sampleClient.SamplecontrollerV1alpha1().Foos(other).Delete(context.Background(), "again", metav1.DeleteOptions{}); err != nil {
+	if err := sampleClient.SamplecontrollerV1().Foos(other).Delete(context.Background(), "again", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, p, 60*time.Second, "the old Deployment to be terminating", func() (bool, string) {
@@ -446,7 +446,7 @@ func TestFaultNamespaceDeletedAndFooRecreated(t *testing.T) {
 		t.Fatal("the re-created Foo has the old UID")
 	}
 	// While the old one holds the name, the new Foo says so.
-	waitForReadyReason(t, p, other, "again", metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentNotOwned)
+	waitForReadyReason(t, p, other, "again", metav1.ConditionFalse, samplev1.ReasonDeploymentNotOwned)
 	if _, err := kubeClient.AppsV1().Deployments(other).Patch(context.Background(), "again", types.MergePatchType,
 		[]byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)

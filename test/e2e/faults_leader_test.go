@@ -563,7 +563,7 @@ func faultLeaderCreateFoos(t *testing.T, ns, prefix string, n int) []string {
 // faultLeaderConverged says how many of the named Foos have converged.
 func faultLeaderConverged(t *testing.T, ns string, names []string) (int, string) {
 	t.Helper()
-	list, err := sampleClient.SamplecontrollerV1alpha1().Foos(ns).List(context.Background(), metav1.ListOptions{})
+	list, err := sampleClient.SamplecontrollerV1().Foos(ns).List(context.Background(), metav1.ListOptions{})
 	if err != nil {
 		return 0, err.Error()
 	}
@@ -589,7 +589,7 @@ func faultLeaderEndState(t *testing.T, p *controllerProcess, ns string, timeout 
 	t.Helper()
 	ctx := context.Background()
 	eventually(t, p, timeout, "every Foo converged with exactly one Deployment of its own, and no other Deployment", func() (bool, string) {
-		foos, err := sampleClient.SamplecontrollerV1alpha1().Foos(ns).List(ctx, metav1.ListOptions{})
+		foos, err := sampleClient.SamplecontrollerV1().Foos(ns).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, err.Error()
 		}
@@ -609,8 +609,8 @@ func faultLeaderEndState(t *testing.T, p *controllerProcess, ns string, timeout 
 			if ok, state := fooConverged(&foo); !ok {
 				return false, "Foo " + foo.Name + " has not converged: " + state
 			}
-			if got := byOwner[foo.UID]; len(got) != 1 || got[0] != foo.Spec.DeploymentName {
-				return false, fmt.Sprintf("Foo %s (%s) controls the Deployments %v, want exactly [%s]", foo.Name, foo.UID, got, foo.Spec.DeploymentName)
+			if got := byOwner[foo.UID]; len(got) != 1 || got[0] != foo.Spec.Deployment.Name {
+				return false, fmt.Sprintf("Foo %s (%s) controls the Deployments %v, want exactly [%s]", foo.Name, foo.UID, got, foo.Spec.Deployment.Name)
 			}
 			delete(byOwner, foo.UID)
 		}
@@ -791,7 +791,7 @@ func faultLeaderCutOff(t *testing.T, mode proxyMode, heal bool) {
 		mustKubectl(t, "patch", "foo", name, "-n", ns, "--type=merge", "-p", `{"spec":{"replicas":2}}`)
 	}
 	for _, name := range before[3:5] {
-		if err := sampleClient.SamplecontrollerV1alpha1().Foos(ns).Delete(context.Background(), name, metav1.DeleteOptions{}); err != nil {
+		if err := sampleClient.SamplecontrollerV1().Foos(ns).Delete(context.Background(), name, metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -32,7 +32,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"example.com/sample-controller/internal/auditlog"
-	samplev1alpha1 "example.com/sample-controller/pkg/apis/samplecontroller/v1alpha1"
+	samplev1 "example.com/sample-controller/pkg/apis/samplecontroller/v1"
 )
 
 // faultFoos is how many Foos the API server and etcd scenarios converge, with no replica: a
@@ -167,7 +167,7 @@ func faultPoll(t *testing.T, p *controllerProcess, timeout, interval time.Durati
 // faultConverged counts the Foos in ns and those converged (fooConverged: the newest
 // generation observed, Ready, every replica available), and describes the first few others.
 func faultConverged(ns string) (total, converged int, others string, err error) {
-	foos, err := sampleClient.SamplecontrollerV1alpha1().Foos(ns).List(context.Background(), metav1.ListOptions{})
+	foos, err := sampleClient.SamplecontrollerV1().Foos(ns).List(context.Background(), metav1.ListOptions{})
 	if err != nil {
 		return 0, 0, "", err
 	}
@@ -224,7 +224,7 @@ func faultCreateFoos(t *testing.T, ns, prefix string, n, withPods int) {
 	t.Helper()
 	inParallel(t, "creating Foos", n, func(i int) error {
 		name := fmt.Sprintf("%s-%03d", prefix, i)
-		_, err := sampleClient.SamplecontrollerV1alpha1().Foos(ns).Create(context.Background(),
+		_, err := sampleClient.SamplecontrollerV1().Foos(ns).Create(context.Background(),
 			newFoo(ns, name, name, faultReplicas(i, withPods)), metav1.CreateOptions{})
 		return err
 	})
@@ -233,7 +233,7 @@ func faultCreateFoos(t *testing.T, ns, prefix string, n, withPods int) {
 func faultSetReplicas(t *testing.T, ns, name string, replicas int32) {
 	t.Helper()
 	patch := fmt.Sprintf(`{"spec":{"replicas":%d}}`, replicas)
-	if _, err := sampleClient.SamplecontrollerV1alpha1().Foos(ns).Patch(context.Background(), name, types.MergePatchType,
+	if _, err := sampleClient.SamplecontrollerV1().Foos(ns).Patch(context.Background(), name, types.MergePatchType,
 		[]byte(patch), metav1.PatchOptions{}); err != nil {
 		t.Fatalf("setting Foo %s's replicas to %d: %v", name, replicas, err)
 	}
@@ -402,7 +402,7 @@ func faultCheckEndState(t *testing.T, p *controllerProcess, ns string, mark int6
 // Foo controls, or that its Foo does not want, or a Foo that controls other than one.
 func faultDeploymentProblems(ns string) []string {
 	ctx := context.Background()
-	foos, err := sampleClient.SamplecontrollerV1alpha1().Foos(ns).List(ctx, metav1.ListOptions{})
+	foos, err := sampleClient.SamplecontrollerV1().Foos(ns).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return []string{err.Error()}
 	}
@@ -410,7 +410,7 @@ func faultDeploymentProblems(ns string) []string {
 	if err != nil {
 		return []string{err.Error()}
 	}
-	byUID := map[types.UID]*samplev1alpha1.Foo{}
+	byUID := map[types.UID]*samplev1.Foo{}
 	for i := range foos.Items {
 		byUID[foos.Items[i].UID] = &foos.Items[i]
 	}
@@ -419,15 +419,15 @@ func faultDeploymentProblems(ns string) []string {
 	for i := range deployments.Items {
 		d := &deployments.Items[i]
 		ref := metav1.GetControllerOf(d)
-		var foo *samplev1alpha1.Foo
+		var foo *samplev1.Foo
 		if ref != nil && ref.Kind == "Foo" {
 			foo = byUID[ref.UID]
 		}
 		switch {
 		case foo == nil:
 			problems = append(problems, fmt.Sprintf("Deployment %s is controlled by no existing Foo (%+v)", d.Name, ref))
-		case foo.Spec.DeploymentName != d.Name:
-			problems = append(problems, fmt.Sprintf("Deployment %s is controlled by Foo %s, which wants %s", d.Name, foo.Name, foo.Spec.DeploymentName))
+		case foo.Spec.Deployment.Name != d.Name:
+			problems = append(problems, fmt.Sprintf("Deployment %s is controlled by Foo %s, which wants %s", d.Name, foo.Name, foo.Spec.Deployment.Name))
 		default:
 			owned[foo.UID]++
 		}
@@ -462,7 +462,7 @@ func faultCode(e auditlog.Event) int {
 // populated": -v=2 and up), by type.
 func faultRelists(p *controllerProcess, offset int) string {
 	log := p.Log()[offset:]
-	return fmt.Sprintf("Foo %d, Deployment %d", strings.Count(log, `"Caches populated" type="*v1alpha1.Foo"`),
+	return fmt.Sprintf("Foo %d, Deployment %d", strings.Count(log, `"Caches populated" type="*v1.Foo"`),
 		strings.Count(log, `"Caches populated" type="*v1.Deployment"`))
 }
 
@@ -600,7 +600,7 @@ func TestFaultWatchExpiry(t *testing.T) {
 	}
 	var gone []string
 	for i := n - deleted; i < n; i++ {
-		if err := sampleClient.SamplecontrollerV1alpha1().Foos(ns).Delete(context.Background(), fooName(i), metav1.DeleteOptions{}); err != nil {
+		if err := sampleClient.SamplecontrollerV1().Foos(ns).Delete(context.Background(), fooName(i), metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		gone = append(gone, fooName(i))
@@ -616,7 +616,7 @@ func TestFaultWatchExpiry(t *testing.T) {
 
 	// The re-list, as the controller's reflectors logged it.
 	log := p.Log()[logOffset:]
-	for _, typ := range []string{"*v1alpha1.Foo", "*v1.Deployment"} {
+	for _, typ := range []string{"*v1.Foo", "*v1.Deployment"} {
 		expired := false
 		for _, line := range strings.Split(log, "\n") {
 			if strings.Contains(line, `"Watch closed"`) && strings.Contains(line, `type="`+typ+`"`) && strings.Contains(line, "too old resource version") {

@@ -13,9 +13,10 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 
-	samplev1alpha1 "example.com/sample-controller/pkg/apis/samplecontroller/v1alpha1"
+	samplev1 "example.com/sample-controller/pkg/apis/samplecontroller/v1"
 )
 
 // A Foo becomes a Deployment that the Foo controls, whose pods (kwok's) become Ready, and the
@@ -48,9 +49,16 @@ func TestFooCreatesOwnedDeploymentAndReportsStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref := metav1.GetControllerOf(d)
-	if ref == nil || ref.UID != foo.UID || ref.Kind != "Foo" || ref.APIVersion != samplev1alpha1.SchemeGroupVersion.String() ||
+	// A Deployment the controller creates names its Foo at v1, the version the controller speaks.
+	var refGV schema.GroupVersion
+	if ref != nil {
+		refGV, _ = schema.ParseGroupVersion(ref.APIVersion)
+	}
+	if ref == nil || ref.UID != foo.UID || ref.Kind != "Foo" ||
+		refGV.Group != samplev1.SchemeGroupVersion.Group || refGV.Version != samplev1.SchemeGroupVersion.Version ||
 		ref.BlockOwnerDeletion == nil || !*ref.BlockOwnerDeletion {
-		t.Errorf("Deployment's controller ownerReference = %+v, want Foo %s (uid %s) with blockOwnerDeletion", ref, foo.Name, foo.UID)
+		t.Errorf("Deployment's controller ownerReference = %+v, want Foo %s (uid %s) at %s with blockOwnerDeletion",
+			ref, foo.Name, foo.UID, samplev1.SchemeGroupVersion)
 	}
 	if d.Status.AvailableReplicas != 3 || foo.Status.AvailableReplicas != 3 {
 		t.Errorf("available: Deployment %d, Foo %d; want 3 and 3", d.Status.AvailableReplicas, foo.Status.AvailableReplicas)
@@ -62,7 +70,7 @@ func TestFooCreatesOwnedDeploymentAndReportsStatus(t *testing.T) {
 		t.Errorf("kubectl get foos:\n%s\nwant the printer columns with web web-deploy 3 3 True", out)
 	}
 	out = mustKubectl(t, "get", "fo", "-n", ns, "-o", "wide")
-	if !strings.Contains(out, "REASON") || !strings.Contains(out, samplev1alpha1.ReasonDeploymentAvailable) {
+	if !strings.Contains(out, "REASON") || !strings.Contains(out, samplev1.ReasonDeploymentAvailable) {
 		t.Errorf("kubectl get fo -o wide (short name, reason column):\n%s", out)
 	}
 	events := mustKubectl(t, "get", "events", "-n", ns, "--field-selector", "involvedObject.kind=Foo,reason=DeploymentCreated")
@@ -88,7 +96,7 @@ func TestScale(t *testing.T) {
 	mustKubectl(t, "scale", "foo/scaled", "-n", ns, "--replicas=2")
 	waitForDeploymentReplicas(t, p, ns, "scaled", 2)
 	waitForFooConverged(t, p, ns, "scaled", 60*time.Second)
-	scale := mustKubectl(t, "get", "--raw", "/apis/samplecontroller.example.com/v1alpha1/namespaces/"+ns+"/foos/scaled/scale")
+	scale := mustKubectl(t, "get", "--raw", "/apis/samplecontroller.example.com/v1/namespaces/"+ns+"/foos/scaled/scale")
 	if !strings.Contains(scale, `"kind":"Scale"`) || !strings.Contains(scale, `"replicas":2`) {
 		t.Errorf("GET .../foos/scaled/scale = %s, want a Scale with replicas 2", scale)
 	}
@@ -127,7 +135,7 @@ func TestDriftIsReverted(t *testing.T) {
 			return false, err.Error()
 		}
 		img := d.Spec.Template.Spec.Containers[0].Image
-		return img == "nginxinc/nginx-unprivileged:1.27", img // the controller's fooImage
+		return img == samplev1.DefaultImage, img // the image of a Foo without spec.deployment.image
 	})
 	mustKubectl(t, "label", "deployment/drift", "-n", ns, "samplecontroller.example.com/foo-")
 	eventually(t, p, 30*time.Second, "the label to be restored", func() (bool, string) {
@@ -183,7 +191,7 @@ func TestDeploymentNotOwnedIsLeftAlone(t *testing.T) {
 	// A short resync: a retry storm or a write on every resync would show within seconds.
 	p := startController(t, "--namespace="+ns, "--resync-period=2s")
 	createFoo(t, newFoo(ns, "wants-taken", "taken", 2))
-	cond := waitForReadyReason(t, p, ns, "wants-taken", metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentNotOwned)
+	cond := waitForReadyReason(t, p, ns, "wants-taken", metav1.ConditionFalse, samplev1.ReasonDeploymentNotOwned)
 	if !strings.Contains(cond.Message, "taken") {
 		t.Errorf("Ready message %q does not name the Deployment", cond.Message)
 	}
@@ -212,8 +220,8 @@ func TestDeploymentNotOwnedIsLeftAlone(t *testing.T) {
 		t.Errorf("DeploymentNotOwned event counts = %q, want one event, recorded once", events)
 	}
 
-	// The name is freed: the Foo gets its own Deployment at once (through the deploymentName
-	// index), not at the next resync.
+	// The name is freed: the Foo gets its own Deployment at once (through the index of Foos
+	// by spec.deployment.name), not at the next resync.
 	mustKubectl(t, "delete", "deployment/taken", "-n", ns, "--wait=true")
 	foo := waitForFooConverged(t, p, ns, "wants-taken", 60*time.Second)
 	d, err := getDeployment(ns, "taken")
@@ -273,7 +281,7 @@ spec:
 	mark, start := auditMark(t), time.Now()
 	createFoo(t, newFoo(ns, "big", "big", 9))
 	createFoo(t, newFoo(ns, "small", "small", 2))
-	cond := waitForReadyReason(t, p, ns, "big", metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentRejected)
+	cond := waitForReadyReason(t, p, ns, "big", metav1.ConditionFalse, samplev1.ReasonDeploymentRejected)
 	if !strings.Contains(cond.Message, "refused creating Deployment big") || !strings.Contains(cond.Message, "at most 5 replicas") {
 		t.Errorf("Ready message %q does not give the API server's answer", cond.Message)
 	}
@@ -311,7 +319,7 @@ spec:
 	// An update the policy refuses: the Deployment keeps its 4 replicas, the Foo says why and
 	// still reports what is available.
 	mustKubectl(t, "scale", "foo/big", "-n", ns, "--replicas=8")
-	cond = waitForReadyReason(t, p, ns, "big", metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentRejected)
+	cond = waitForReadyReason(t, p, ns, "big", metav1.ConditionFalse, samplev1.ReasonDeploymentRejected)
 	if !strings.Contains(cond.Message, "refused updating Deployment big") {
 		t.Errorf("Ready message %q, want the refused update", cond.Message)
 	}
@@ -338,7 +346,7 @@ func TestFooDeletionGarbageCollectsDeployment(t *testing.T) {
 		createFoo(t, newFoo(ns, name, name, 1))
 		waitForFooConverged(t, p, ns, name, 60*time.Second)
 		mark := auditMark(t)
-		if err := sampleClient.SamplecontrollerV1alpha1().Foos(ns).Delete(context.Background(), name,
+		if err := sampleClient.SamplecontrollerV1().Foos(ns).Delete(context.Background(), name,
 			metav1.DeleteOptions{PropagationPolicy: &policy}); err != nil {
 			t.Fatal(err)
 		}
@@ -346,7 +354,7 @@ func TestFooDeletionGarbageCollectsDeployment(t *testing.T) {
 		// right after the CRD was (re)installed this can take about 40s; usually it is sub-second.
 		eventually(t, p, 90*time.Second, string(policy)+" deletion of the Foo and its Deployment", func() (bool, string) {
 			_, errD := getDeployment(ns, name)
-			_, errF := sampleClient.SamplecontrollerV1alpha1().Foos(ns).Get(context.Background(), name, metav1.GetOptions{})
+			_, errF := sampleClient.SamplecontrollerV1().Foos(ns).Get(context.Background(), name, metav1.GetOptions{})
 			return isNotFound(errD) && isNotFound(errF), fmt.Sprintf("Deployment: %v; Foo: %v", errD, errF)
 		})
 		for _, e := range writesOf(controllerRequestsSince(t, mark, ns)) {

@@ -31,7 +31,7 @@ import (
 
 	"example.com/sample-controller/internal/auditlog"
 	"example.com/sample-controller/internal/process"
-	samplev1alpha1 "example.com/sample-controller/pkg/apis/samplecontroller/v1alpha1"
+	samplev1 "example.com/sample-controller/pkg/apis/samplecontroller/v1"
 	clientset "example.com/sample-controller/pkg/generated/clientset/versioned"
 )
 
@@ -146,10 +146,14 @@ func kubectlApply(yaml string, args ...string) (string, error) {
 	return string(out), err
 }
 
-// ensureCRD installs the Foo CRD (idempotent) and waits until it is Established.
+// ensureCRD installs the Foo CRD (idempotent) and waits until it is Established. It is the CRD
+// as make run installs it on the local cluster (hack/local-cluster/crd): v1 stored, v1alpha1
+// converted by the controller's conversion webhook, called by URL on 127.0.0.1. Only the
+// conversion tests start a controller that serves it; every other test speaks v1, which needs
+// no conversion.
 func ensureCRD(t *testing.T) {
 	t.Helper()
-	mustKubectl(t, "apply", "-f", "artifacts/crd/samplecontroller.example.com_foos.yaml")
+	mustKubectl(t, "apply", "-k", "hack/local-cluster/crd")
 	mustKubectl(t, "wait", "--for=condition=Established", "crd/"+crdName, "--timeout=60s")
 }
 
@@ -253,25 +257,26 @@ func eventually(t *testing.T, p *controllerProcess, timeout time.Duration, what 
 
 // ---- fixtures ----
 
-func newFoo(ns, name, deploymentName string, replicas int32) *samplev1alpha1.Foo {
-	return &samplev1alpha1.Foo{
+// newFoo is a Foo asking for the Deployment deployment, running the default image.
+func newFoo(ns, name, deployment string, replicas int32) *samplev1.Foo {
+	return &samplev1.Foo{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec:       samplev1alpha1.FooSpec{DeploymentName: deploymentName, Replicas: ptr.To(replicas)},
+		Spec:       samplev1.FooSpec{Deployment: samplev1.FooDeployment{Name: deployment}, Replicas: ptr.To(replicas)},
 	}
 }
 
-func createFoo(t *testing.T, foo *samplev1alpha1.Foo) *samplev1alpha1.Foo {
+func createFoo(t *testing.T, foo *samplev1.Foo) *samplev1.Foo {
 	t.Helper()
-	created, err := sampleClient.SamplecontrollerV1alpha1().Foos(foo.Namespace).Create(context.Background(), foo, metav1.CreateOptions{})
+	created, err := sampleClient.SamplecontrollerV1().Foos(foo.Namespace).Create(context.Background(), foo, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("creating Foo %s: %v", foo.Name, err)
 	}
 	return created
 }
 
-func getFoo(t *testing.T, ns, name string) *samplev1alpha1.Foo {
+func getFoo(t *testing.T, ns, name string) *samplev1.Foo {
 	t.Helper()
-	foo, err := sampleClient.SamplecontrollerV1alpha1().Foos(ns).Get(context.Background(), name, metav1.GetOptions{})
+	foo, err := sampleClient.SamplecontrollerV1().Foos(ns).Get(context.Background(), name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("getting Foo %s: %v", name, err)
 	}
@@ -283,16 +288,16 @@ func getDeployment(ns, name string) (*appsv1.Deployment, error) {
 }
 
 // fooConverged: the controller has seen the newest spec and every replica is available.
-func fooConverged(foo *samplev1alpha1.Foo) (bool, string) {
-	ready := meta.FindStatusCondition(foo.Status.Conditions, samplev1alpha1.ConditionReady)
+func fooConverged(foo *samplev1.Foo) (bool, string) {
+	ready := meta.FindStatusCondition(foo.Status.Conditions, samplev1.ConditionReady)
 	state := fmt.Sprintf("generation=%d status=%+v", foo.Generation, foo.Status)
 	return ready != nil && ready.Status == metav1.ConditionTrue && ready.ObservedGeneration == foo.Generation &&
 		foo.Status.ObservedGeneration == foo.Generation && foo.Status.AvailableReplicas == *foo.Spec.Replicas, state
 }
 
-func waitForFooConverged(t *testing.T, p *controllerProcess, ns, name string, timeout time.Duration) *samplev1alpha1.Foo {
+func waitForFooConverged(t *testing.T, p *controllerProcess, ns, name string, timeout time.Duration) *samplev1.Foo {
 	t.Helper()
-	var foo *samplev1alpha1.Foo
+	var foo *samplev1.Foo
 	eventually(t, p, timeout, "Foo "+name+" to be Ready with all replicas available", func() (bool, string) {
 		foo = getFoo(t, ns, name)
 		return fooConverged(foo)
@@ -310,7 +315,7 @@ func waitForReadyReasonWithin(t *testing.T, p *controllerProcess, ns, name strin
 	var cond *metav1.Condition
 	eventually(t, p, timeout, fmt.Sprintf("Foo %s to be Ready=%s/%s", name, status, reason), func() (bool, string) {
 		foo := getFoo(t, ns, name)
-		cond = meta.FindStatusCondition(foo.Status.Conditions, samplev1alpha1.ConditionReady)
+		cond = meta.FindStatusCondition(foo.Status.Conditions, samplev1.ConditionReady)
 		return cond != nil && cond.Status == status && cond.Reason == reason, fmt.Sprintf("%+v", foo.Status)
 	})
 	return cond

@@ -32,7 +32,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"example.com/sample-controller/internal/promtext"
-	samplev1alpha1 "example.com/sample-controller/pkg/apis/samplecontroller/v1alpha1"
+	samplev1 "example.com/sample-controller/pkg/apis/samplecontroller/v1"
 )
 
 const deployNamespace = "sample-controller" // the namespace artifacts/deploy installs into
@@ -329,7 +329,7 @@ func waitForOwnerReferenceEnforcement(t *testing.T) {
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
 	asUser := kubernetes.NewForConfigOrDie(cfg)
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-", OwnerReferences: []metav1.OwnerReference{{
-		APIVersion: samplev1alpha1.SchemeGroupVersion.String(), Kind: "Foo", Name: "probe",
+		APIVersion: samplev1.SchemeGroupVersion.String(), Kind: "Foo", Name: "probe",
 		UID: types.UID("00000000-0000-0000-0000-000000000001"), BlockOwnerDeletion: ptr.To(true),
 	}}}}
 	eventually(t, nil, 60*time.Second, "OwnerReferencesPermissionEnforcement to refuse blockOwnerDeletion on a Foo", func() (bool, string) {
@@ -568,7 +568,7 @@ func (e *rbacEnv) expectNeverReady(t *testing.T) {
 
 // expectNoDeploymentAndFooSaysForbidden: the refusal reaches the Foo's owner, not only the log.
 func (e *rbacEnv) expectNoDeploymentAndFooSaysForbidden(t *testing.T) {
-	cond := waitForReadyReason(t, e.p, e.ns, "f", metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentRejected)
+	cond := waitForReadyReason(t, e.p, e.ns, "f", metav1.ConditionFalse, samplev1.ReasonDeploymentRejected)
 	if !strings.Contains(cond.Message, "forbidden") || !strings.Contains(cond.Message, "cannot create resource") {
 		t.Errorf("Ready message %q does not say what was forbidden", cond.Message)
 	}
@@ -580,7 +580,7 @@ func (e *rbacEnv) expectNoDeploymentAndFooSaysForbidden(t *testing.T) {
 // ownerReference sets blockOwnerDeletion, which needs update on the owner's finalizers
 // subresource. The refusal reaches the Foo as RBAC's does, in the plugin's own words.
 func (e *rbacEnv) expectNoDeploymentAndFooSaysBlockOwnerDeletionForbidden(t *testing.T) {
-	cond := waitForReadyReason(t, e.p, e.ns, "f", metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentRejected)
+	cond := waitForReadyReason(t, e.p, e.ns, "f", metav1.ConditionFalse, samplev1.ReasonDeploymentRejected)
 	if !strings.Contains(cond.Message, "forbidden") || !strings.Contains(cond.Message, "cannot set blockOwnerDeletion") ||
 		!strings.Contains(cond.Message, "can't set finalizers on") {
 		t.Errorf("Ready message %q does not say that blockOwnerDeletion needs the Foo's finalizers", cond.Message)
@@ -616,7 +616,7 @@ func (e *rbacEnv) expectDeletedDeploymentNotRecreated(t *testing.T) {
 	eventually(t, e.p, 30*time.Second, "the Deployment to be gone", func() (bool, string) { return !e.deploymentExists(), "it exists" })
 	e.hold(t, 8*time.Second, "no new Deployment", func() (bool, string) { return !e.deploymentExists(), "the Deployment was re-created" })
 	// The Foo, which said Ready, now says why its Deployment is not coming back.
-	cond := waitForReadyReason(t, e.p, e.ns, "f", metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentRejected)
+	cond := waitForReadyReason(t, e.p, e.ns, "f", metav1.ConditionFalse, samplev1.ReasonDeploymentRejected)
 	if !strings.Contains(cond.Message, "cannot get resource") {
 		t.Errorf("Ready message %q does not say the GET of the Foo was forbidden", cond.Message)
 	}
@@ -686,7 +686,8 @@ func TestLeaderElection(t *testing.T) {
 	ns := newNamespace(t)
 	const leaseDuration = 15 * time.Second
 	start := func() *controllerProcess {
-		return startController(t, "--namespace="+ns, "--leader-elect", "--leader-elect-namespace="+ns, "-v=2")
+		return startController(t, "--namespace="+ns, "--leader-elect", "--leader-elect-namespace="+ns, "-v=2",
+			"--health-probe-bind-address=127.0.0.1:0")
 	}
 	leads := func(p *controllerProcess) func() (bool, string) {
 		return func() (bool, string) { return strings.Contains(p.Log(), "Became the leader"), p.LogTail(2) }
@@ -703,6 +704,15 @@ func TestLeaderElection(t *testing.T) {
 	if strings.Contains(b.Log(), "creating it") || strings.Contains(b.Log(), "Status changed") || strings.Contains(b.Log(), "Became the leader") {
 		t.Fatalf("the standby worked while the leader was alive:\n%s", b.LogTail(10))
 	}
+	// The standby is ready too (its caches are warm), so that a rollout does not wait on it.
+	standbyProbes, err := b.WaitForAddress("probes", 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, b, 30*time.Second, "the standby's /readyz to pass", func() (bool, string) {
+		code, body := httpGet("http://" + standbyProbes + "/readyz")
+		return code == 200, fmt.Sprintf("%d %s", code, body)
+	})
 
 	a.Kill()
 	killed := time.Now()

@@ -54,11 +54,14 @@ func TestTour(t *testing.T) {
 	// Each check is a regular expression over the whole output ((?m): ^ and $ match at lines).
 	checks := []struct{ what, pattern string }{
 		// Discovery.
-		{"our group/version among the served ones", `(?m)^samplecontroller\.example\.com/v1alpha1$`},
-		{"our resource in kubectl api-resources", `(?m)^foos\s+fo\s+samplecontroller\.example\.com/v1alpha1\s+true\s+Foo\s`},
+		{"our group/version among the served ones", `(?m)^samplecontroller\.example\.com/v1$`},
+		{"the CRD's versions: v1 stored", `(?m)^v1: served=true storage=true$`},
+		{"the CRD's versions: v1alpha1 served, not stored", `(?m)^v1alpha1: served=true storage=false$`},
+		{"the CRD's conversion strategy", `(?m)^conversion: Webhook$`},
+		{"our resource in kubectl api-resources, at its preferred version", `(?m)^foos\s+fo\s+samplecontroller\.example\.com/v1\s+true\s+Foo\s`},
 		{"the core group's versions from GET /api", `"kind":"APIVersions","versions":\["v1"\]`},
 		{"our group in GET /apis", `groups\[name=samplecontroller\.example\.com\]: \{"name": "samplecontroller\.example\.com"`},
-		{"the group/version's discovery document", `kind: "APIResourceList"\ngroupVersion: "samplecontroller\.example\.com/v1alpha1"`},
+		{"the group/version's discovery document", `kind: "APIResourceList"\ngroupVersion: "samplecontroller\.example\.com/v1"`},
 		{"the status subresource in discovery", `"name": "foos/status"`},
 		{"the scale subresource, a Scale, in discovery", `"name": "foos/scale", [^\n]*"kind": "Scale"`},
 
@@ -68,15 +71,15 @@ func TestTour(t *testing.T) {
 		{"authorization: the service account is not", `(?m)^no$`},
 		{"authorization: 403 for the service account", `<- HTTP 403 Forbidden\nreason: "Forbidden"`},
 		{"POST created a Foo", `-X POST [^\n]*/foos\n<- HTTP 201 Created\nkind: "Foo"\nmetadata\.name: "tour-foo"`},
-		{"admission defaulted spec.replicas", `spec: \{"deploymentName": "tour-foo", "replicas": 1\}`},
+		{"admission defaulted spec.replicas", `spec: \{"deployment": \{"name": "tour-foo"\}, "replicas": 1\}`},
 		{"schema validation rejected replicas 5000", `<- HTTP 422 Unprocessable Entity\nreason: "Invalid"\nmessage: "[^\n]*less than or equal to 1000`},
-		{"CEL validation rejected a rename", `<- HTTP 422 Unprocessable Entity\nreason: "Invalid"\ndetails\.causes\[\]\.message: \["[^\n]*deploymentName is immutable`},
+		{"CEL validation rejected a rename", `<- HTTP 422 Unprocessable Entity\nreason: "Invalid"\ndetails\.causes\[\]\.message: \["[^\n]*deployment\.name is immutable`},
 
 		// Reads.
-		{"kubectl get --raw of one Foo", `\$ kubectl get --raw /apis/samplecontroller\.example\.com/v1alpha1/namespaces/tour/foos/tour-foo\napiVersion: "samplecontroller\.example\.com/v1alpha1"\nkind: "Foo"`},
-		{"kubectl get --raw of the list", `\$ kubectl get --raw /apis/samplecontroller\.example\.com/v1alpha1/namespaces/tour/foos\napiVersion: "samplecontroller\.example\.com/v1alpha1"\nkind: "FooList"`},
-		{"curl through kubectl proxy, one Foo", `\$ curl -sS -X GET http://127\.0\.0\.1:\d+/apis/samplecontroller\.example\.com/v1alpha1/namespaces/tour/foos/tour-foo\n<- HTTP 200 OK\nkind: "Foo"`},
-		{"curl through kubectl proxy, the list", `\$ curl -sS -X GET http://127\.0\.0\.1:\d+/apis/samplecontroller\.example\.com/v1alpha1/namespaces/tour/foos\n<- HTTP 200 OK\nkind: "FooList"`},
+		{"kubectl get --raw of one Foo", `\$ kubectl get --raw /apis/samplecontroller\.example\.com/v1/namespaces/tour/foos/tour-foo\napiVersion: "samplecontroller\.example\.com/v1"\nkind: "Foo"`},
+		{"kubectl get --raw of the list", `\$ kubectl get --raw /apis/samplecontroller\.example\.com/v1/namespaces/tour/foos\napiVersion: "samplecontroller\.example\.com/v1"\nkind: "FooList"`},
+		{"curl through kubectl proxy, one Foo", `\$ curl -sS -X GET http://127\.0\.0\.1:\d+/apis/samplecontroller\.example\.com/v1/namespaces/tour/foos/tour-foo\n<- HTTP 200 OK\nkind: "Foo"`},
+		{"curl through kubectl proxy, the list", `\$ curl -sS -X GET http://127\.0\.0\.1:\d+/apis/samplecontroller\.example\.com/v1/namespaces/tour/foos\n<- HTTP 200 OK\nkind: "FooList"`},
 
 		// Watch.
 		{"the watch saw the Foo created", `(?m)^  ADDED\s+Foo tour/watched-foo resourceVersion=\d+ generation=1 spec\.replicas=1$`},
@@ -87,7 +90,7 @@ func TestTour(t *testing.T) {
 		{"a too-old resourceVersion: 410 Expired", `(?m)^  ERROR\s+code=410 reason=Expired `},
 
 		// The other writes.
-		{"PUT replaced the Foo", `-X PUT [^\n]*/foos/tour-foo\n<- HTTP 200 OK\nmetadata\.resourceVersion: "\d+"\nmetadata\.generation: 2\nspec: \{"deploymentName": "tour-foo", "replicas": 2\}`},
+		{"PUT replaced the Foo", `-X PUT [^\n]*/foos/tour-foo\n<- HTTP 200 OK\nmetadata\.resourceVersion: "\d+"\nmetadata\.generation: 2\nspec: \{"deployment": \{"name": "tour-foo"\}, "replicas": 2\}`},
 		{"merge PATCH changed the Foo", `-X PATCH -H 'Content-Type: application/merge-patch\+json' --data-binary '\{"spec": \{"replicas": 3\}\}' [^\n]*/foos/tour-foo\n<- HTTP 200 OK`},
 		{"server-side apply took ownership", `application/apply-patch\+yaml[^\n]*fieldManager=tour'\n<- HTTP 200 OK\nmetadata\.labels: \{"tour\.example\.com/applied": "true"\}`},
 		{"server-side apply recorded its manager", `metadata\.managedFields\[\]\.operation: \["Apply", `},
@@ -104,8 +107,8 @@ func TestTour(t *testing.T) {
 		{"the conflicting write was not applied", `reason: "Conflict"\n[^\n]*\n\$ kubectl get --raw [^\n]*\nmetadata\.resourceVersion: "\d+"\nspec\.replicas: 6\n`},
 
 		// GroupVersionKind -> GroupVersionResource.
-		{"Foo resolved to foos", `(?m)^GroupVersionResource: samplecontroller\.example\.com/v1alpha1, Resource=foos$`},
-		{"Foo's path", `(?m)^path:\s+/apis/samplecontroller\.example\.com/v1alpha1/namespaces/tour/foos$`},
+		{"Foo resolved to foos", `(?m)^GroupVersionResource: samplecontroller\.example\.com/v1, Resource=foos$`},
+		{"Foo's path", `(?m)^path:\s+/apis/samplecontroller\.example\.com/v1/namespaces/tour/foos$`},
 		{"Deployment's path", `(?m)^path:\s+/apis/apps/v1/namespaces/tour/deployments$`},
 		{"Namespace's path: core group, cluster-scoped", `(?m)^path:\s+/api/v1/namespaces$`},
 		{"Namespace is cluster-scoped", `(?m)^scope:\s+cluster-scoped`},
@@ -140,7 +143,7 @@ func TestWalkthrough(t *testing.T) {
 	p := startController(t, "--namespace="+ns)
 
 	// Section 2: kubectl apply of a Foo without spec.replicas.
-	foo := "apiVersion: samplecontroller.example.com/v1alpha1\nkind: Foo\nmetadata:\n  name: walk\nspec:\n  deploymentName: walk\n"
+	foo := "apiVersion: samplecontroller.example.com/v1\nkind: Foo\nmetadata:\n  name: walk\nspec:\n  deployment:\n    name: walk\n"
 	if out, err := kubectlApply(foo, "-n", ns); err != nil {
 		t.Fatalf("kubectl apply: %v\n%s", err, out)
 	}

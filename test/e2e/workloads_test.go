@@ -18,7 +18,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"example.com/sample-controller/internal/promtext"
-	samplev1alpha1 "example.com/sample-controller/pkg/apis/samplecontroller/v1alpha1"
+	samplev1 "example.com/sample-controller/pkg/apis/samplecontroller/v1"
 )
 
 // The pods a Foo runs comply with the restricted Pod Security Standard: a Foo in a namespace
@@ -50,12 +50,12 @@ func TestPodsThatCannotBeCreatedAreReported(t *testing.T) {
 	}
 	p := startController(t, "--namespace="+ns)
 	createFoo(t, newFoo(ns, "quota", "quota", 1))
-	cond := waitForReadyReasonWithin(t, p, ns, "quota", metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentReplicaFailure, 60*time.Second)
+	cond := waitForReadyReasonWithin(t, p, ns, "quota", metav1.ConditionFalse, samplev1.ReasonDeploymentReplicaFailure, 60*time.Second)
 	if !strings.Contains(cond.Message, "exceeded quota") || !strings.Contains(cond.Message, "no-pods") {
 		t.Errorf("Ready message %q does not carry the Deployment's explanation (the quota)", cond.Message)
 	}
 	eventually(t, p, 15*time.Second, "a Warning event with the reason", func() (bool, string) {
-		out, _ := kubectl("get", "events", "-n", ns, "--field-selector", "type=Warning,reason="+samplev1alpha1.ReasonDeploymentReplicaFailure)
+		out, _ := kubectl("get", "events", "-n", ns, "--field-selector", "type=Warning,reason="+samplev1.ReasonDeploymentReplicaFailure)
 		return strings.Contains(out, "exceeded quota"), out
 	})
 
@@ -75,7 +75,7 @@ func TestSelectorMismatchIsReportedNotRepaired(t *testing.T) {
 	labels := map[string]string{"app": "from-an-older-version"}
 	if _, err := kubeClient.AppsV1().Deployments(ns).Create(context.Background(), &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "sel", OwnerReferences: []metav1.OwnerReference{{
-			APIVersion: samplev1alpha1.SchemeGroupVersion.String(), Kind: "Foo", Name: foo.Name, UID: foo.UID, Controller: ptr.To(true)}}},
+			APIVersion: samplev1.SchemeGroupVersion.String(), Kind: "Foo", Name: foo.Name, UID: foo.UID, Controller: ptr.To(true)}}},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To[int32](3),
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
@@ -90,7 +90,7 @@ func TestSelectorMismatchIsReportedNotRepaired(t *testing.T) {
 
 	mark := auditMark(t)
 	p := startController(t, "--namespace="+ns)
-	cond := waitForReadyReason(t, p, ns, "sel", metav1.ConditionFalse, samplev1alpha1.ReasonDeploymentSelectorMismatch)
+	cond := waitForReadyReason(t, p, ns, "sel", metav1.ConditionFalse, samplev1.ReasonDeploymentSelectorMismatch)
 	if !strings.Contains(cond.Message, "app=from-an-older-version") || !strings.Contains(cond.Message, "delete the Deployment") {
 		t.Errorf("Ready message %q does not name the selector and what to do", cond.Message)
 	}
@@ -125,7 +125,7 @@ func TestBackgroundDeletionRecreatesNoDeployment(t *testing.T) {
 	metricsURL := "http://" + servedAddress(t, p, "metrics") + "/metrics"
 	createFoosInParallel(t, ns, n)
 	eventually(t, p, 3*time.Minute, fmt.Sprintf("all %d Foos to be Ready", n), func() (bool, string) {
-		foos, err := sampleClient.SamplecontrollerV1alpha1().Foos(ns).List(context.Background(), metav1.ListOptions{})
+		foos, err := sampleClient.SamplecontrollerV1().Foos(ns).List(context.Background(), metav1.ListOptions{})
 		if err != nil {
 			return false, err.Error()
 		}
@@ -148,7 +148,7 @@ func TestBackgroundDeletionRecreatesNoDeployment(t *testing.T) {
 			_ = p.Signal(syscall.SIGCONT)
 		}
 	}()
-	if err := sampleClient.SamplecontrollerV1alpha1().Foos(ns).DeleteCollection(context.Background(),
+	if err := sampleClient.SamplecontrollerV1().Foos(ns).DeleteCollection(context.Background(),
 		metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)}, metav1.ListOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ func TestBackgroundDeletionRecreatesNoDeployment(t *testing.T) {
 func createFoosInParallel(t *testing.T, ns string, n int) {
 	t.Helper()
 	inParallel(t, "creating Foos", n, func(i int) error {
-		_, err := sampleClient.SamplecontrollerV1alpha1().Foos(ns).Create(context.Background(),
+		_, err := sampleClient.SamplecontrollerV1().Foos(ns).Create(context.Background(),
 			newFoo(ns, fooName(i), fooName(i), 0), metav1.CreateOptions{})
 		return err
 	})

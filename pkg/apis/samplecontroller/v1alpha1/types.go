@@ -6,7 +6,9 @@ import (
 
 // The kubebuilder markers on these types become the CRD (artifacts/crd/): status and scale
 // subresources, printer columns, and the validation the API server applies to every write,
-// before the controller ever sees a Foo.
+// before the controller ever sees a Foo. v1alpha1 is served, not stored: the API server converts
+// each request and answer between it and v1, the storage version (conversion.go; the
+// controller's conversion webhook calls it).
 
 // MaxReplicas is the largest spec.replicas a Foo accepts. The API server enforces it (the CRD's
 // schema says maximum: 1000), so the controller never sees a larger value.
@@ -75,7 +77,8 @@ type FooStatus struct {
 	AvailableReplicas int32 `json:"availableReplicas"`
 
 	// conditions describe the Foo's state. The Ready condition is True when the Deployment
-	// has all desired replicas available; its reason says why when it is not.
+	// has all desired replicas available; its reason says why when it is not (the reasons
+	// are those of v1: ConditionReady and the Reason constants in package v1).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -83,49 +86,6 @@ type FooStatus struct {
 	// +patchMergeKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
 }
-
-// The Ready condition and its reasons. A reason is CamelCase and stable: scripts and alerts
-// may match on it, while the message is for people.
-const (
-	// ConditionReady is True when the Foo's Deployment exists, is owned by the Foo, matches
-	// the spec and has every desired replica available.
-	ConditionReady = "Ready"
-
-	// ReasonDeploymentAvailable: the Deployment has all desired replicas available.
-	ReasonDeploymentAvailable = "DeploymentAvailable"
-	// ReasonDeploymentProgressing: the Deployment is rolling out or scaling.
-	ReasonDeploymentProgressing = "DeploymentProgressing"
-	// ReasonDeploymentProgressDeadlineExceeded: the Deployment reports that its rollout exceeded
-	// its progress deadline.
-	ReasonDeploymentProgressDeadlineExceeded = "DeploymentProgressDeadlineExceeded"
-	// ReasonDeploymentNotOwned: a Deployment with that name exists and another owner (or no one)
-	// controls it. The controller leaves it alone.
-	ReasonDeploymentNotOwned = "DeploymentNotOwned"
-	// ReasonDeploymentRejected: the API server refused to create or update the Deployment (an
-	// admission policy or webhook, a ResourceQuota, or missing permissions). The
-	// message carries the API server's answer; the controller keeps retrying with backoff.
-	ReasonDeploymentRejected = "DeploymentRejected"
-	// ReasonDeploymentReplicaFailure: the Deployment's pods cannot be created (a ResourceQuota,
-	// Pod Security admission, a webhook); the message carries the Deployment's explanation.
-	ReasonDeploymentReplicaFailure = "DeploymentReplicaFailure"
-	// ReasonDeploymentSelectorMismatch: the Deployment the Foo owns selects other pods than the
-	// Foo's. A selector cannot be changed: the Deployment must be deleted (the controller then
-	// creates it again).
-	ReasonDeploymentSelectorMismatch = "DeploymentSelectorMismatch"
-	// ReasonInvalidSpec: the Foo got past validation with a spec the controller cannot act on
-	// (possible only with an older or hand-edited CRD without the schema's validation).
-	ReasonInvalidSpec = "InvalidSpec"
-)
-
-// Reasons of the Events the controller records. A Warning event's reason is the Ready
-// condition's reason it announces (one vocabulary, above); these two have no condition of their
-// own: they record a write the controller made.
-const (
-	// EventReasonDeploymentCreated: the controller created the Foo's Deployment.
-	EventReasonDeploymentCreated = "DeploymentCreated"
-	// EventReasonDeploymentUpdated: the controller put back fields of the Deployment that drifted.
-	EventReasonDeploymentUpdated = "DeploymentUpdated"
-)
 
 // FooList is a list of Foos, as returned by LIST /apis/samplecontroller.example.com/v1alpha1/foos.
 //

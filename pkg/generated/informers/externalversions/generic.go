@@ -10,6 +10,7 @@ package externalversions
 import (
 	fmt "fmt"
 
+	v1 "example.com/sample-controller/pkg/apis/samplecontroller/v1"
 	v1alpha1 "example.com/sample-controller/pkg/apis/samplecontroller/v1alpha1"
 	schema "k8s.io/apimachinery/pkg/runtime/schema"
 	cache "k8s.io/client-go/tools/cache"
@@ -41,7 +42,11 @@ func (f *genericInformer) Lister() cache.GenericLister {
 // TODO extend this to unknown resources with a client pool
 func (f *sharedInformerFactory) ForResource(resource schema.GroupVersionResource) (GenericInformer, error) {
 	switch resource {
-	// Group=samplecontroller.example.com, Version=v1alpha1
+	// Group=samplecontroller.example.com, Version=v1
+	case v1.SchemeGroupVersion.WithResource("foos"):
+		return &genericInformer{resource: resource.GroupResource(), informer: f.Samplecontroller().V1().Foos().Informer()}, nil
+
+		// Group=samplecontroller.example.com, Version=v1alpha1
 	case v1alpha1.SchemeGroupVersion.WithResource("foos"):
 		return &genericInformer{resource: resource.GroupResource(), informer: f.Samplecontroller().V1alpha1().Foos().Informer()}, nil
 

@@ -9,6 +9,8 @@ package fake
 
 import (
 	clientset "example.com/sample-controller/pkg/generated/clientset/versioned"
+	samplecontrollerv1 "example.com/sample-controller/pkg/generated/clientset/versioned/typed/samplecontroller/v1"
+	fakesamplecontrollerv1 "example.com/sample-controller/pkg/generated/clientset/versioned/typed/samplecontroller/v1/fake"
 	samplecontrollerv1alpha1 "example.com/sample-controller/pkg/generated/clientset/versioned/typed/samplecontroller/v1alpha1"
 	fakesamplecontrollerv1alpha1 "example.com/sample-controller/pkg/generated/clientset/versioned/typed/samplecontroller/v1alpha1/fake"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -83,6 +85,11 @@ var (
 	_ clientset.Interface = &Clientset{}
 	_ testing.FakeClient  = &Clientset{}
 )
+
+// SamplecontrollerV1 retrieves the SamplecontrollerV1Client
+func (c *Clientset) SamplecontrollerV1() samplecontrollerv1.SamplecontrollerV1Interface {
+	return &fakesamplecontrollerv1.FakeSamplecontrollerV1{Fake: &c.Fake}
+}
 
 // SamplecontrollerV1alpha1 retrieves the SamplecontrollerV1alpha1Client
 func (c *Clientset) SamplecontrollerV1alpha1() samplecontrollerv1alpha1.SamplecontrollerV1alpha1Interface {

@@ -8,6 +8,7 @@ SPDX-License-Identifier: Apache-2.0
 package fake
 
 import (
+	samplecontrollerv1 "example.com/sample-controller/pkg/apis/samplecontroller/v1"
 	samplecontrollerv1alpha1 "example.com/sample-controller/pkg/apis/samplecontroller/v1alpha1"
 	v1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtime "k8s.io/apimachinery/pkg/runtime"
@@ -20,6 +21,7 @@ var scheme = runtime.NewScheme()
 var codecs = serializer.NewCodecFactory(scheme)
 
 var localSchemeBuilder = runtime.SchemeBuilder{
+	samplecontrollerv1.AddToScheme,
 	samplecontrollerv1alpha1.AddToScheme,
 }
 

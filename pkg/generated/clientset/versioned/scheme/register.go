@@ -8,6 +8,7 @@ SPDX-License-Identifier: Apache-2.0
 package scheme
 
 import (
+	samplecontrollerv1 "example.com/sample-controller/pkg/apis/samplecontroller/v1"
 	samplecontrollerv1alpha1 "example.com/sample-controller/pkg/apis/samplecontroller/v1alpha1"
 	v1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtime "k8s.io/apimachinery/pkg/runtime"
@@ -20,6 +21,7 @@ var Scheme = runtime.NewScheme()
 var Codecs = serializer.NewCodecFactory(Scheme)
 var ParameterCodec = runtime.NewParameterCodec(Scheme)
 var localSchemeBuilder = runtime.SchemeBuilder{
+	samplecontrollerv1.AddToScheme,
 	samplecontrollerv1alpha1.AddToScheme,
 }
 
