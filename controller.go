@@ -69,9 +69,9 @@ const (
 	// cluster; a minute leaves room without leaving a lost Deployment missing for long.
 	expectationTimeout = time.Minute
 
-	// deploymentNameIndex indexes Foos by "namespace/spec.deploymentName", so that a Deployment
+	// deploymentNameIndex indexes Foos by "namespace/spec.deployment.name", so that a Deployment
 	// nobody owns can be mapped to the Foo that wants its name (see handleDeployment).
-	deploymentNameIndex = "spec.deploymentName"
+	deploymentNameIndex = "spec.deployment.name"
 )
 
 // fooGroupVersionKind is what a Foo *is* (its Kind, in an API group and version). The API
@@ -229,7 +229,7 @@ func NewController(
 	return c, nil
 }
 
-// fooDeploymentNameIndexFunc indexes a Foo under "namespace/spec.deploymentName".
+// fooDeploymentNameIndexFunc indexes a Foo under "namespace/spec.deployment.name".
 func fooDeploymentNameIndexFunc(obj interface{}) ([]string, error) {
 	foo, ok := obj.(*samplev1.Foo)
 	if !ok {
@@ -260,7 +260,7 @@ func (c *Controller) enqueueFoo(ctx context.Context, obj interface{}, why string
 // handleDeployment finds the Foo that a changed Deployment matters to, and enqueues it:
 //   - a Deployment controlled by a Foo (its controller ownerReference names our group, the Foo
 //     kind, and the UID of a Foo in our cache) goes to that Foo;
-//   - any other Deployment goes to the Foos that want its name (spec.deploymentName): they
+//   - any other Deployment goes to the Foos that want its name (spec.deployment.name): they
 //     could not create their Deployment while this one held the name, and may now.
 func (c *Controller) handleDeployment(ctx context.Context, obj interface{}) {
 	logger := klog.FromContext(ctx)

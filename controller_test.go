@@ -500,7 +500,7 @@ func TestSyncFoo(t *testing.T) {
 		{
 			name: "Deployment of that name with no owner, already reported: no writes, no second event",
 			foo: newFoo("test", 1).readyReason(metav1.ConditionFalse, samplev1.ReasonDeploymentNotOwned,
-				"Deployment test-deploy already exists and is not controlled by this Foo; delete it, or recreate the Foo with another spec.deploymentName").foo,
+				"Deployment test-deploy already exists and is not controlled by this Foo; delete it, or recreate the Foo with another spec.deployment.name").foo,
 			deployments: []*appsv1.Deployment{newDeploymentFor(newFoo("test", 1).foo).mutate(func(d *appsv1.Deployment) {
 				d.OwnerReferences = nil
 			}).d},

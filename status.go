@@ -169,7 +169,7 @@ func (c *Controller) updateFooStatus(ctx context.Context, foo *samplev1.Foo, dep
 }
 
 // invalidSpecCondition reports a spec the controller cannot act on, or nil. The CRD's schema
-// rejects a bad deploymentName when the API server validates a write; this is for a cluster running an older CRD without
+// rejects a bad deployment name when the API server validates a write; this is for a cluster running an older CRD without
 // that schema. Retrying cannot fix a spec, so the sync reports it and ends: the next edit of the
 // Foo brings the key back.
 func invalidSpecCondition(foo *samplev1.Foo) *metav1.Condition {
@@ -178,16 +178,16 @@ func invalidSpecCondition(foo *samplev1.Foo) *metav1.Condition {
 		return nil
 	}
 	cond := newReadyCondition(foo, metav1.ConditionFalse, samplev1.ReasonInvalidSpec,
-		fmt.Sprintf("spec.deploymentName %q is not a valid Deployment name: %v", foo.Spec.Deployment.Name, msgs))
+		fmt.Sprintf("spec.deployment.name %q is not a valid Deployment name: %v", foo.Spec.Deployment.Name, msgs))
 	return &cond
 }
 
 // notOwnedCondition reports a Deployment of the Foo's name that someone else controls. The
 // controller never touches it and does not retry (retrying could not succeed): when that
-// Deployment is deleted, handleDeployment brings the Foo back through the deploymentName index.
+// Deployment is deleted, handleDeployment brings the Foo back through the deployment-name index.
 func notOwnedCondition(foo *samplev1.Foo, deployment *appsv1.Deployment) metav1.Condition {
 	return newReadyCondition(foo, metav1.ConditionFalse, samplev1.ReasonDeploymentNotOwned,
-		fmt.Sprintf("Deployment %s already exists and is not controlled by this Foo; delete it, or recreate the Foo with another spec.deploymentName", deployment.Name))
+		fmt.Sprintf("Deployment %s already exists and is not controlled by this Foo; delete it, or recreate the Foo with another spec.deployment.name", deployment.Name))
 }
 
 // selectorMismatchCondition says what to do about a Deployment whose selector is not the Foo's.

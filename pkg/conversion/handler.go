@@ -116,7 +116,7 @@ func (handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		for _, from := range c.from {
 			conversionTotal.WithLabelValues(from, c.to, resultSuccess).Inc()
 		}
-		logger.V(4).Info("Converted", "objects", len(c.converted), "duration", time.Since(start))
+		logger.V(4).Info("Converted", "from", c.fromLabel(), "to", c.to, "objects", len(c.converted), "duration", time.Since(start))
 	} else {
 		from := "" // a review that failed before an object
 		if len(c.from) > 0 {

@@ -15,8 +15,11 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 
@@ -178,15 +181,25 @@ spec:
 		}
 	}
 
-	// Without the webhook, v1 still works (it is what etcd stores: no conversion), v1alpha1
-	// does not: the controller's own loop never depends on its webhook.
-	w.stop()
-	gamma := createFoo(t, newFoo(ns, "gamma", "gamma-deploy", 1))
-	if _, err := v1Foos.Get(ctx, gamma.Name, metav1.GetOptions{}); err != nil {
-		t.Errorf("v1 GET without the webhook: %v", err)
-	}
-	if _, err := alphaFoos.Get(ctx, gamma.Name, metav1.GetOptions{}); err == nil || !strings.Contains(err.Error(), "conversion webhook") {
+	// The webhook out of reach (the CRD names a port nothing listens on) while the controller
+	// runs: v1alpha1 requests fail with an error that says so; v1, what etcd stores, needs no
+	// conversion, and the controller, which speaks only v1, goes on converging new Foos.
+	mustKubectl(t, "patch", "crd", crdName, "--type=json", "-p",
+		`[{"op":"replace","path":"/spec/conversion/webhook/clientConfig/url","value":"https://127.0.0.1:1/convert"}]`)
+	eventually(t, w.controllerProcess, 60*time.Second, "v1alpha1 requests to fail without the webhook", func() (bool, string) {
+		_, err := alphaFoos.Get(ctx, "alpha", metav1.GetOptions{})
+		return err != nil && strings.Contains(err.Error(), "conversion webhook"), fmt.Sprint(err)
+	})
+	createFoo(t, newFoo(ns, "gamma", "gamma-deploy", 1))
+	waitForFooConverged(t, w.controllerProcess, ns, "gamma", 60*time.Second)
+	if _, err := alphaFoos.Get(ctx, "gamma", metav1.GetOptions{}); err == nil || !strings.Contains(err.Error(), "conversion webhook") {
 		t.Errorf("v1alpha1 GET without the webhook: %v; want an error naming the conversion webhook", err)
+	}
+
+	// The controller stopped altogether: v1 still served.
+	w.stop()
+	if _, err := v1Foos.Get(ctx, "gamma", metav1.GetOptions{}); err != nil {
+		t.Errorf("v1 GET with no controller at all: %v", err)
 	}
 }
 
@@ -322,7 +335,8 @@ func TestEveryConversionWebhookRuleIsNeeded(t *testing.T) {
 	neverReady := func(t *testing.T, e *webhookRBACEnv, forbidden string) {
 		t.Helper()
 		e.hold(t, 15*time.Second, "/readyz failing on the conversion-webhook check")
-		if !strings.Contains(e.p.Log(), forbidden) {
+		// klog quotes the error, escaping its own quotes.
+		if !strings.Contains(strings.ReplaceAll(e.p.Log(), `\"`, `"`), forbidden) {
 			t.Errorf("the log does not say %q:\n%s", forbidden, e.p.LogTail(15))
 		}
 	}
@@ -437,5 +451,81 @@ func (e *webhookRBACEnv) hold(t *testing.T, d time.Duration, what string) {
 			t.Fatalf("expected %s for %s, but: %d %s", what, d, code, body)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// The shipped pieces of the conversion webhook fit together: the CRD calls the Service by the
+// name the certificate is made for, on the port the Service maps to the Deployment's webhook
+// port, where the controller listens; the Service reaches replicas that are not ready yet (a
+// replica's readiness can need the webhook); the NetworkPolicy lets the API server in.
+func TestShippedWebhookPathFitsTogether(t *testing.T) {
+	var service corev1.Service
+	var deployment appsv1.Deployment
+	var policy networkingv1.NetworkPolicy
+	var crd apiextensionsv1.CustomResourceDefinition
+	for _, obj := range kustomize(t, "artifacts/deploy") {
+		switch obj["kind"] {
+		case "Service":
+			if obj["metadata"].(map[string]interface{})["name"] == "sample-controller-webhook" {
+				fromObject(t, obj, &service)
+			}
+		case "Deployment":
+			fromObject(t, obj, &deployment)
+		case "NetworkPolicy":
+			fromObject(t, obj, &policy)
+		case "CustomResourceDefinition":
+			fromObject(t, obj, &crd)
+		}
+	}
+	if service.Name == "" || crd.Spec.Conversion == nil || crd.Spec.Conversion.Webhook == nil ||
+		crd.Spec.Conversion.Webhook.ClientConfig == nil || crd.Spec.Conversion.Webhook.ClientConfig.Service == nil {
+		t.Fatalf("artifacts/deploy lacks the webhook Service or the CRD's webhook conversion: %+v, %+v", service.ObjectMeta, crd.Spec.Conversion)
+	}
+	ref := crd.Spec.Conversion.Webhook.ClientConfig.Service
+	if crd.Spec.Conversion.Strategy != apiextensionsv1.WebhookConverter || ref.Name != service.Name || ref.Namespace != service.Namespace ||
+		ref.Path == nil || *ref.Path != "/convert" {
+		t.Errorf("the CRD calls %+v with strategy %s, want the Service %s/%s at /convert", ref, crd.Spec.Conversion.Strategy, service.Namespace, service.Name)
+	}
+	if got := crd.Spec.Conversion.Webhook.ConversionReviewVersions; len(got) != 1 || got[0] != "v1" {
+		t.Errorf("conversionReviewVersions = %v, want [v1] (the only one the webhook answers)", got)
+	}
+	if !service.Spec.PublishNotReadyAddresses {
+		t.Error("the webhook Service must reach replicas before they are ready (publishNotReadyAddresses)")
+	}
+	port := int32(443)
+	if ref.Port != nil {
+		port = *ref.Port
+	}
+	var target string
+	for _, p := range service.Spec.Ports {
+		if p.Port == port {
+			target = p.TargetPort.String()
+		}
+	}
+	container := deployment.Spec.Template.Spec.Containers[0]
+	var containerPort int32
+	for _, p := range container.Ports {
+		if p.Name == target || fmt.Sprint(p.ContainerPort) == target {
+			containerPort = p.ContainerPort
+		}
+	}
+	args := strings.Join(container.Args, " ")
+	if containerPort == 0 || !strings.Contains(args, fmt.Sprintf("--conversion-webhook-bind-address=:%d", containerPort)) {
+		t.Errorf("Service port %d -> %q, container ports %v, args %q: the CRD's call does not reach the webhook", port, target, container.Ports, args)
+	}
+	// The certificate names the Service as the API server calls it (POD_NAMESPACE is the Pod's).
+	if !strings.Contains(args, "--conversion-webhook-hosts="+service.Name+".$(POD_NAMESPACE).svc") {
+		t.Errorf("args %q: the certificate is not made for %s.NAMESPACE.svc", args, service.Name)
+	}
+	open := false
+	for _, rule := range policy.Spec.Ingress {
+		for _, p := range rule.Ports {
+			if p.Port != nil && (p.Port.String() == target || p.Port.String() == fmt.Sprint(containerPort)) && len(rule.From) == 0 {
+				open = true
+			}
+		}
+	}
+	if !open {
+		t.Errorf("the NetworkPolicy does not let the API server reach port %s from anywhere: %+v", target, policy.Spec.Ingress)
 	}
 }

@@ -196,7 +196,9 @@ func TestShippedScrapePathFitsTogether(t *testing.T) {
 	for _, obj := range kustomize(t, "artifacts/deploy") {
 		switch obj["kind"] {
 		case "Service":
-			fromObject(t, obj, &service)
+			if obj["metadata"].(map[string]interface{})["name"] == "sample-controller-metrics" {
+				fromObject(t, obj, &service)
+			}
 		case "Deployment":
 			fromObject(t, obj, &deployment)
 		case "NetworkPolicy":
@@ -206,6 +208,9 @@ func TestShippedScrapePathFitsTogether(t *testing.T) {
 			fromObject(t, obj, &role)
 			readers[role.Name] = role
 		}
+	}
+	if service.Name == "" {
+		t.Fatal("artifacts/deploy has no Service sample-controller-metrics")
 	}
 	var monitor struct {
 		Metadata metav1.ObjectMeta `json:"metadata"`

@@ -35,8 +35,10 @@ const upgradeFoos = 200
 // controller) on a cluster of its own, with 200 Foos, and upgrades it as docs/upgrading.md says:
 // the new controller (which serves the conversion webhook), then the new CRD (v1 stored,
 // v1alpha1 served). Every Foo must stay converged with no Deployment written by anyone; both
-// versions are served; then hack/migrate-storage.sh moves every Foo to v1, after which v1alpha1
-// can be removed from the CRD and every Foo still reads: none is left stored at v1alpha1.
+// versions are served. It then rolls back to the previous release (storage back to v1alpha1,
+// migrated, previous CRD and controller) and upgrades again; an image set at v1 survives the
+// round trip. Finally hack/migrate-storage.sh moves every Foo to v1, after which v1alpha1 can be
+// removed from the CRD and every Foo still reads: none is left stored at v1alpha1.
 //
 // Its own cluster, since it replaces the CRD, which every other test shares. Not parallel: it
 // brings up a second control plane, and the machine is shared.
@@ -97,30 +99,7 @@ func TestUpgradeFromV1alpha1Release(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	newController := startProcess(t, exec.Command(controllerBin, "--kubeconfig="+c.kubeconfigPath,
-		"--conversion-webhook-bind-address=127.0.0.1:0", "--conversion-webhook-hosts=127.0.0.1",
-		"--conversion-webhook-secret-namespace=default",
-		"--health-probe-bind-address=127.0.0.1:0", "-v=2"))
-	webhook, err := newController.WaitForAddress("conversion-webhook", 60*time.Second)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, newController.LogTail(20))
-	}
-	probes, err := newController.WaitForAddress("probes", 60*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	crd, err := c.kubectl("kustomize", filepath.Join(repoRoot, "hack/local-cluster/crd"))
-	if err != nil {
-		t.Fatalf("kubectl kustomize: %v\n%s", err, crd)
-	}
-	crd = strings.ReplaceAll(crd, "https://127.0.0.1:9443/convert", "https://"+webhook+"/convert")
-	if out, err := c.apply(crd); err != nil {
-		t.Fatalf("installing the new CRD: %v\n%s", err, out)
-	}
-	eventually(t, newController, 2*time.Minute, "the new controller ready (webhook certificate in the CRD, caches synced)", func() (bool, string) {
-		code, body := httpGet("http://" + probes + "/readyz")
-		return code == 200, fmt.Sprintf("%d %s", code, body)
-	})
+	newController := upgradeTo(t, c)
 	allReady(newController)
 
 	// Both versions served, by kubectl.
@@ -137,14 +116,51 @@ func TestUpgradeFromV1alpha1Release(t *testing.T) {
 		return err == nil && *d.Spec.Replicas == 2, fmt.Sprint(err)
 	})
 
+	// An image set at v1 (a field the previous release does not have).
+	foo002, err := c.sample.SamplecontrollerV1().Foos(ns).Get(ctx, "foo-002", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	foo002.Spec.Deployment.Image = "registry.example/web:2"
+	if _, err := c.sample.SamplecontrollerV1().Foos(ns).Update(ctx, foo002, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, newController, 60*time.Second, "foo-002's Deployment running the image", func() (bool, string) {
+		d, err := c.kube.AppsV1().Deployments(ns).Get(ctx, "foo-002", metav1.GetOptions{})
+		return err == nil && d.Spec.Template.Spec.Containers[0].Image == "registry.example/web:2", fmt.Sprint(err)
+	})
+
+	// Rollback, as docs/upgrading.md says: v1alpha1 the storage version again, every Foo
+	// migrated to it (the new controller's webhook still converting), then the previous CRD and
+	// controller.
+	c.mustKubectl(t, "patch", "crd", crdName, "--type=json", "-p", setStorageVersion(t, c, "v1alpha1"))
+	migrateStorage(t, c)
+	if out := c.mustKubectl(t, "get", "crd", crdName, "-o", "jsonpath={.status.storedVersions}"); out != `["v1alpha1"]` {
+		t.Fatalf("storedVersions after migrating back = %s, want [\"v1alpha1\"]", out)
+	}
+	newController.stop()
+	if out, err := c.kubectl("apply", "-f", filepath.Join(old, "artifacts/crd/samplecontroller.example.com_foos.yaml")); err != nil {
+		t.Fatalf("installing the previous CRD again: %v\n%s", err, out)
+	}
+	oldController = startProcess(t, exec.Command(filepath.Join(old, "sample-controller"), "--kubeconfig="+c.kubeconfigPath, "-v=2"))
+	allReady(oldController)
+	if out := c.mustKubectl(t, "get", "foos", "-n", ns, "foo-002", "-o",
+		`jsonpath={.metadata.annotations.samplecontroller\.example\.com/v1-deployment-image}`); out != "registry.example/web:2" {
+		t.Errorf("after the rollback, foo-002's image annotation = %q, want registry.example/web:2 (kept for the next upgrade)", out)
+	}
+	oldController.stop()
+
+	// And the upgrade once more: the image set at v1 is back.
+	newController = upgradeTo(t, c)
+	allReady(newController)
+	if foo, err := c.sample.SamplecontrollerV1().Foos(ns).Get(ctx, "foo-002", metav1.GetOptions{}); err != nil ||
+		foo.Spec.Deployment.Image != "registry.example/web:2" {
+		t.Errorf("after upgrading again, foo-002 = %v, %v; want image registry.example/web:2", foo, err)
+	}
+
 	// Storage migration, then v1alpha1 removed from the CRD: every Foo still reads, so none is
 	// left stored at v1alpha1 (the API server cannot decode a version its CRD no longer has).
-	script := exec.Command(filepath.Join(repoRoot, "hack/migrate-storage.sh"))
-	script.Dir = repoRoot
-	script.Env = append(os.Environ(), "KUBECONFIG="+c.kubeconfigPath, "KUBECTL="+kubectlBin)
-	if out, err := script.CombinedOutput(); err != nil {
-		t.Fatalf("hack/migrate-storage.sh: %v\n%s", err, out)
-	}
+	migrateStorage(t, c)
 	if out := c.mustKubectl(t, "get", "crd", crdName, "-o", "jsonpath={.status.storedVersions}"); out != `["v1"]` {
 		t.Errorf("storedVersions after the migration = %s, want [\"v1\"]", out)
 	}
@@ -171,8 +187,11 @@ func TestUpgradeFromV1alpha1Release(t *testing.T) {
 	// foo-001's, scaled on purpose), and no Deployment write by anyone in the audit log.
 	after := deploymentIdentities(t, c.kube, ns)
 	for name, id := range before {
-		if name == "foo-001" {
-			id.generation++
+		switch name {
+		case "foo-001":
+			id.generation++ // scaled
+		case "foo-002":
+			id.generation += 3 // its image set, put back by the previous controller, set again
 		}
 		if after[name] != id {
 			t.Errorf("Deployment %s: %+v before the upgrade, %+v after", name, id, after[name])
@@ -187,7 +206,7 @@ func TestUpgradeFromV1alpha1Release(t *testing.T) {
 		}
 		switch e.Verb {
 		case "create", "update", "patch", "delete", "deletecollection":
-			if e.ObjectRef.Name != "foo-001" {
+			if e.ObjectRef.Name != "foo-001" && e.ObjectRef.Name != "foo-002" {
 				writes = append(writes, e.String()+" by "+e.User.Username)
 			}
 		}
@@ -196,6 +215,58 @@ func TestUpgradeFromV1alpha1Release(t *testing.T) {
 	}
 	if len(writes) > 0 {
 		t.Errorf("%d Deployment writes during the upgrade, want none:\n%s", len(writes), strings.Join(writes, "\n"))
+	}
+}
+
+// upgradeTo starts the new controller with its webhook, then installs the new CRD (v1 stored,
+// webhook conversion) pointing at it, and waits until the controller is ready.
+func upgradeTo(t *testing.T, c *sideCluster) *controllerProcess {
+	t.Helper()
+	p := startProcess(t, exec.Command(controllerBin, "--kubeconfig="+c.kubeconfigPath,
+		"--conversion-webhook-bind-address=127.0.0.1:0", "--conversion-webhook-hosts=127.0.0.1",
+		"--conversion-webhook-secret-namespace=default",
+		"--health-probe-bind-address=127.0.0.1:0", "-v=2"))
+	webhook, err := p.WaitForAddress("conversion-webhook", 60*time.Second)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, p.LogTail(20))
+	}
+	probes, err := p.WaitForAddress("probes", 60*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crd, err := c.kubectl("kustomize", filepath.Join(repoRoot, "hack/local-cluster/crd"))
+	if err != nil {
+		t.Fatalf("kubectl kustomize: %v\n%s", err, crd)
+	}
+	crd = strings.ReplaceAll(crd, "https://127.0.0.1:9443/convert", "https://"+webhook+"/convert")
+	if out, err := c.apply(crd); err != nil {
+		t.Fatalf("installing the new CRD: %v\n%s", err, out)
+	}
+	eventually(t, p, 2*time.Minute, "the new controller ready (webhook certificate in the CRD, caches synced)", func() (bool, string) {
+		code, body := httpGet("http://" + probes + "/readyz")
+		return code == 200, fmt.Sprintf("%d %s", code, body)
+	})
+	return p
+}
+
+// setStorageVersion is a JSON patch that makes version the CRD's storage version.
+func setStorageVersion(t *testing.T, c *sideCluster, version string) string {
+	t.Helper()
+	var ops []string
+	for i, v := range strings.Fields(c.mustKubectl(t, "get", "crd", crdName, "-o", "jsonpath={.spec.versions[*].name}")) {
+		ops = append(ops, fmt.Sprintf(`{"op":"replace","path":"/spec/versions/%d/storage","value":%t}`, i, v == version))
+	}
+	return "[" + strings.Join(ops, ",") + "]"
+}
+
+// migrateStorage runs hack/migrate-storage.sh against c.
+func migrateStorage(t *testing.T, c *sideCluster) {
+	t.Helper()
+	script := exec.Command(filepath.Join(repoRoot, "hack/migrate-storage.sh"))
+	script.Dir = repoRoot
+	script.Env = append(os.Environ(), "KUBECONFIG="+c.kubeconfigPath, "KUBECTL="+kubectlBin)
+	if out, err := script.CombinedOutput(); err != nil {
+		t.Fatalf("hack/migrate-storage.sh: %v\n%s", err, out)
 	}
 }
 
