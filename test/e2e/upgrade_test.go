@@ -125,10 +125,7 @@ func TestUpgradeFromV1alpha1Release(t *testing.T) {
 	if _, err := c.sample.SamplecontrollerV1().Foos(ns).Update(ctx, foo002, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, newController, 60*time.Second, "foo-002's Deployment running the image", func() (bool, string) {
-		d, err := c.kube.AppsV1().Deployments(ns).Get(ctx, "foo-002", metav1.GetOptions{})
-		return err == nil && d.Spec.Template.Spec.Containers[0].Image == "registry.example/web:2", fmt.Sprint(err)
-	})
+	waitForDeploymentImage(t, c, newController, ns, "foo-002", "registry.example/web:2")
 
 	// Rollback, as docs/upgrading.md says: v1alpha1 the storage version again, every Foo
 	// migrated to it (the new controller's webhook still converting), then the previous CRD and
@@ -144,7 +141,9 @@ func TestUpgradeFromV1alpha1Release(t *testing.T) {
 	}
 	oldController = startProcess(t, exec.Command(filepath.Join(old, "sample-controller"), "--kubeconfig="+c.kubeconfigPath, "-v=2"))
 	allReady(oldController)
-	if out := c.mustKubectl(t, "get", "foos", "-n", ns, "foo-002", "-o",
+	// The previous controller knows no image: it puts back its own.
+	waitForDeploymentImage(t, c, oldController, ns, "foo-002", "nginxinc/nginx-unprivileged:1.27")
+	if out := c.mustKubectl(t, "get", "foos.v1alpha1.samplecontroller.example.com", "-n", ns, "foo-002", "-o",
 		`jsonpath={.metadata.annotations.samplecontroller\.example\.com/v1-deployment-image}`); out != "registry.example/web:2" {
 		t.Errorf("after the rollback, foo-002's image annotation = %q, want registry.example/web:2 (kept for the next upgrade)", out)
 	}
@@ -153,6 +152,7 @@ func TestUpgradeFromV1alpha1Release(t *testing.T) {
 	// And the upgrade once more: the image set at v1 is back.
 	newController = upgradeTo(t, c)
 	allReady(newController)
+	waitForDeploymentImage(t, c, newController, ns, "foo-002", "registry.example/web:2")
 	if foo, err := c.sample.SamplecontrollerV1().Foos(ns).Get(ctx, "foo-002", metav1.GetOptions{}); err != nil ||
 		foo.Spec.Deployment.Image != "registry.example/web:2" {
 		t.Errorf("after upgrading again, foo-002 = %v, %v; want image registry.example/web:2", foo, err)
@@ -247,6 +247,18 @@ func upgradeTo(t *testing.T, c *sideCluster) *controllerProcess {
 		return code == 200, fmt.Sprintf("%d %s", code, body)
 	})
 	return p
+}
+
+// waitForDeploymentImage waits until the named Deployment's pods are to run image.
+func waitForDeploymentImage(t *testing.T, c *sideCluster, p *controllerProcess, ns, name, image string) {
+	t.Helper()
+	eventually(t, p, 60*time.Second, fmt.Sprintf("Deployment %s running %s", name, image), func() (bool, string) {
+		d, err := c.kube.AppsV1().Deployments(ns).Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return d.Spec.Template.Spec.Containers[0].Image == image, d.Spec.Template.Spec.Containers[0].Image
+	})
 }
 
 // setStorageVersion is a JSON patch that makes version the CRD's storage version.
