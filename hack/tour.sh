@@ -2,8 +2,9 @@
 # A live tour of the Kubernetes API, as this controller sees it (`make tour`).
 #
 # Each step prints one line saying what it shows, then the exact command, then what came back
-# (trimmed to the fields that matter). It needs no controller: it is about the API itself.
-# docs/walkthrough.md explains the same concepts, with the code that uses them.
+# (trimmed to the fields that matter). It is about the API itself: only its last section runs
+# the controller, for its conversion webhook. docs/walkthrough.md explains the same concepts,
+# with the code that uses them.
 #
 #   discovery    api-versions, the CRD's versions (v1 stored, v1alpha1 served too), api-resources,
 #                GET /api, /apis, /apis/GROUP/VERSION
@@ -16,14 +17,25 @@
 #   subresources /status and /scale
 #   concurrency  409 Conflict for a write based on a stale resourceVersion
 #   mapping      GroupVersionKind -> GroupVersionResource -> URL path (hack/resolve-gvr)
+#   versions     one Foo read at v1 and at v1alpha1, converted by the controller's webhook (the
+#                ConversionReview in its log); each version's schema (kubectl explain); the
+#                storage version and status.storedVersions; where conversion sits in a request
 #
 # Cluster: $KUBECONFIG when set; otherwise the local control plane (hack/local-cluster.sh up,
 # which honours LOCAL_CLUSTER_NAME and LOCAL_CLUSTER_DIR), left running afterwards.
 # kubectl: $KUBECTL, else the local cluster's ($CLUSTER_BIN_DIR/kubectl), else the one on PATH.
 # It installs the Foo CRD unless the cluster already serves Foo v1 (and leaves it), works in its
 # own namespace ($TOUR_NAMESPACE, default "tour"), and deletes that namespace at the end.
-# Everything listens on 127.0.0.1 only. The tour speaks v1, the version etcd stores, only: a
-# v1alpha1 request would need the controller's conversion webhook.
+# Everything listens on 127.0.0.1 only. Until its last section the tour speaks v1 only, the
+# version etcd stores, which needs no conversion.
+#
+# The last section needs the API server to call a webhook on this machine, so it runs on the
+# local control plane only ($KUBECONFIG unset, or the local control plane's): there it builds the
+# controller (_output/tour-bin/sample-controller), runs it in the background with the webhook on
+# a free port of 127.0.0.1 (its certificate's Secret in the tour's namespace), points the CRD's
+# webhook URL at it, and afterwards stops it (SIGTERM) and puts the CRD's clientConfig back as it
+# was. (Not while `make run` serves the webhook on the same cluster: the two controllers would
+# each write their own CA into the CRD.) On any other cluster it says why it skips that section.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -36,6 +48,9 @@ version=v1
 gv="$group/$version"
 foos="/apis/$gv/namespaces/$namespace/foos" # the collection's path; one Foo is $foos/NAME
 crd_name="foos.$group"
+# The other version the CRD serves, which the last section reads through the conversion webhook.
+alpha_version=v1alpha1
+alpha_foos="/apis/$group/$alpha_version/namespaces/$namespace/foos"
 
 if [[ -t 1 ]]; then
   bold=$'\033[1m' dim=$'\033[2m' reset=$'\033[0m'
@@ -109,6 +124,44 @@ value() { "$python" "$tmp/tour_json.py" value "$1"; }
 # events summarizes a watch stream (one JSON event per line) on stdin.
 events() { "$python" "$tmp/tour_json.py" events; }
 
+# ---- the controller of the last section ----------------------------------------------------
+
+# stop_controller stops the background controller, if it runs: SIGTERM (it finishes in-flight
+# work, then exits), SIGKILL after 15 s. It sets controller_status to its exit status.
+controller_status=''
+stop_controller() {
+  [[ -n "$controller_pid" ]] || return 0
+  kill -TERM "$controller_pid" 2>/dev/null || true
+  for _ in $(seq 1 150); do
+    kill -0 "$controller_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$controller_pid" 2>/dev/null || true
+  controller_status=0
+  wait "$controller_pid" 2>/dev/null || controller_status=$?
+  controller_pid=''
+}
+
+# crd_webhook_patch CLIENT_CONFIG_JSON is the JSON patch that sets the CRD's webhook clientConfig.
+crd_webhook_patch() {
+  printf '[{"op":"replace","path":"/spec/conversion/webhook/clientConfig","value":%s}]' "$1"
+}
+
+# restore_crd_webhook puts back the CRD's webhook clientConfig (URL and caBundle) as it was
+# before the last section pointed it at the tour's controller.
+restore_crd_webhook() {
+  [[ -n "$crd_client_config" ]] || return 0
+  kubectl patch crd "$crd_name" --type=json -p "$(crd_webhook_patch "$crd_client_config")"
+  crd_client_config=''
+}
+
+# controller_failed MESSAGE ends the tour, with the end of the controller's log.
+controller_failed() {
+  printf 'tour: %s\nthe controller'"'"'s log (%s) ends with:\n' "$1" "$controller_log" >&2
+  tail -n 20 "$controller_log" >&2
+  exit 1
+}
+
 # ---- setup ---------------------------------------------------------------------------------
 
 for tool in go python3 curl; do
@@ -118,13 +171,18 @@ done
 # second per start, and the tour starts it a few dozen times.
 python="$(python3 -c 'import sys; print(sys.executable)')"
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/tour.XXXXXX")"
+controller_log="$tmp/controller.log"
 proxy_pid=''
 watch_pid=''
+controller_pid=''     # the controller of the last section, while it runs
+crd_client_config=''  # the CRD's webhook clientConfig (JSON) before that section changed it
 namespace_created=''
 cleanup() {
   local status=$?
   [[ -n "$watch_pid" ]] && kill "$watch_pid" 2>/dev/null || true
   [[ -n "$proxy_pid" ]] && kill "$proxy_pid" 2>/dev/null || true
+  stop_controller
+  restore_crd_webhook >/dev/null 2>&1 || true
   if [[ -n "$namespace_created" ]]; then
     # Reached only when the tour stopped early: do not make a failure wait for the deletion.
     kubectl delete namespace "$namespace" --ignore-not-found --wait=false >/dev/null 2>&1 || true
@@ -234,26 +292,40 @@ PY
 
 start=$SECONDS
 section "Setup"
-if [[ -n "${KUBECONFIG:-}" ]]; then
-  say "using the cluster in \$KUBECONFIG ($KUBECONFIG)"
-else
+# The local control plane, as hack/run.sh tells it: no kubeconfig given, or its own. Its API
+# server runs on this machine, so it can call a webhook served here on 127.0.0.1.
+local_cluster=''
+if [[ -z "${KUBECONFIG:-}" ]]; then
+  local_cluster=1
   say "no \$KUBECONFIG: using the local control plane (hack/local-cluster.sh up)"
+elif [[ "$KUBECONFIG" -ef "$(hack/local-cluster.sh kubeconfig)" ]]; then
+  local_cluster=1
+  say "using the cluster in \$KUBECONFIG ($KUBECONFIG): the local control plane"
+else
+  say "using the cluster in \$KUBECONFIG ($KUBECONFIG)"
 fi
 # The CRD, as hack/run.sh installs it: on the local control plane, with the conversion webhook
 # called by URL on 127.0.0.1 (where make run serves it); elsewhere, as a user installs it.
-if [[ -n "${KUBECONFIG:-}" ]]; then
-  crd=artifacts/crd
-else
+if [[ -n "$local_cluster" ]]; then
   crd=hack/local-cluster/crd
+else
+  crd=artifacts/crd
 fi
 use_cluster "${KUBECONFIG:-}"
 find_kubectl
 kubectl_bin=("${kubectl_cmd[@]}")
 say "kubectl is ${kubectl_bin[*]}"
 
-say "building hack/resolve-gvr (the GroupVersionKind -> resource program of the last step)"
-resolve_gvr="$root/_output/tour-bin/resolve-gvr"
-go build -o "$resolve_gvr" ./hack/resolve-gvr
+bin_dir=_output/tour-bin
+resolve_gvr="$root/$bin_dir/resolve-gvr"
+controller_bin="$bin_dir/sample-controller"
+if [[ -n "$local_cluster" ]]; then
+  say "building hack/resolve-gvr (the GroupVersionKind -> resource program) and the controller (the last section runs it)"
+  go build -o "$bin_dir/" ./hack/resolve-gvr .
+else
+  say "building hack/resolve-gvr (the GroupVersionKind -> resource program)"
+  go build -o "$resolve_gvr" ./hack/resolve-gvr
+fi
 
 # An installed CRD that serves v1 is left as it is: its conversion webhook settings (where the
 # webhook is, its CA bundle) are those of whoever installed it, and applying ours would undo them.
@@ -291,7 +363,7 @@ section "What the server serves: discovery"
 step "The group/versions served: the core group has no name (plain v1, under /api/v1); every other group is under /apis/GROUP/VERSION, ours among them."
 run kubectl api-versions
 
-step "Our group serves two versions of Foo, as the CRD lists them: v1, the one etcd stores, and v1alpha1, which the API server converts to and from v1 by calling the controller's conversion webhook. The tour speaks v1 only, so it needs no controller; kubectl uses the preferred version, v1."
+step "Our group serves two versions of Foo, as the CRD lists them: v1, the one etcd stores, and v1alpha1, which the API server converts to and from v1 by calling the controller's conversion webhook. Until its last section the tour speaks v1 only, which needs no controller; kubectl uses the preferred version, v1."
 run kubectl get crd "$crd_name" -o 'jsonpath={range .spec.versions[*]}{.name}: served={.served} storage={.storage}{"\n"}{end}conversion: {.spec.conversion.strategy}{"\n"}'
 
 step "The resources: a lower-case plural per kind, in a group, namespaced or not, with its verbs (kubectl reads them from discovery; first lines, then our group)."
@@ -494,6 +566,119 @@ show_cmd "$resolve_gvr" --group=$group --kind=Bar
 if "$resolve_gvr" --group=$group --kind=Bar 2>&1; then
   echo "tour: resolve-gvr resolved a kind that does not exist" >&2
   exit 1
+fi
+
+# ---- 10. versions and conversion -----------------------------------------------------------
+
+section "Versions: one Foo at v1 and at v1alpha1, converted by a webhook"
+
+# conversion_steps runs the section. The controller it starts is stopped, and the CRD's webhook
+# put back as it was, at its end (or by cleanup, when the tour stops before).
+conversion_steps() {
+  local webhook_addr='' probes_addr='' deadline mark pid no_webhook_step
+
+  # Saved before the controller starts: it writes its CA into the CRD's caBundle at once.
+  crd_client_config="$(kubectl get crd "$crd_name" -o 'jsonpath={.spec.conversion.webhook.clientConfig}')"
+
+  say "tour-foo is done with: deleted, so that the controller this section runs (it reconciles the Foos of $namespace) has only this section's Foo"
+  run kubectl delete foo tour-foo -n "$namespace" --wait=true
+
+  step "A Foo created at v1 needs no conversion: v1 is what etcd stores. Read at $alpha_version, it must be converted by the webhook the CRD names (spec.conversion.webhook.clientConfig), and nothing answers there yet: an error."
+  no_webhook_step=$step_no
+  http 201 POST "$foos" -H 'Content-Type: application/json' \
+    --data-binary '{"apiVersion": "'"$gv"'", "kind": "Foo", "metadata": {"name": "versioned-foo"}, "spec": {"deployment": {"name": "versioned-foo", "image": "registry.example/tour:1"}, "replicas": 0}}'
+  pick apiVersion metadata.name spec <<<"$body"
+  show_cmd kubectl get --raw "$alpha_foos/versioned-foo"
+  if kubectl get --raw "$alpha_foos/versioned-foo" >/dev/null 2>"$tmp/alpha.err"; then
+    say "(it worked: a webhook already answers at the CRD's URL, $(kubectl get crd "$crd_name" -o 'jsonpath={.spec.conversion.webhook.clientConfig.url}'); make run's?)"
+  else
+    cat "$tmp/alpha.err"
+  fi
+
+  step "The controller serves the webhook. Start it in the background, with the webhook on a free port of 127.0.0.1 and its probes on another, and read from its log where they listen."
+  controller_args=(--namespace="$namespace" --conversion-webhook-bind-address=127.0.0.1:0 --conversion-webhook-hosts=127.0.0.1
+    --conversion-webhook-secret-namespace="$namespace" --health-probe-bind-address=127.0.0.1:0 -v=4)
+  printf '%s >%s 2>&1 &\n' "$(show_cmd "$controller_bin" "${controller_args[@]}")" "$controller_log"
+  "$controller_bin" "${controller_args[@]}" >"$controller_log" 2>&1 &
+  controller_pid=$!
+  say "the controller runs as pid $controller_pid, with \$KUBECONFIG's cluster"
+  deadline=$((SECONDS + 30))
+  while [[ -z "$webhook_addr" || -z "$probes_addr" ]]; do
+    kill -0 "$controller_pid" 2>/dev/null || controller_failed "the controller exited before serving its webhook and probes"
+    ((SECONDS < deadline)) || controller_failed "the controller did not log the addresses of its webhook and probes within 30 s"
+    sleep 0.1
+    webhook_addr="$(sed -n 's/.*"Serving" server="conversion-webhook" address="\([^"]*\)".*/\1/p' "$controller_log" | head -n 1)"
+    probes_addr="$(sed -n 's/.*"Serving" server="probes" address="\([^"]*\)".*/\1/p' "$controller_log" | head -n 1)"
+  done
+  show_cmd grep '"Serving"' "$controller_log"
+  grep '"Serving"' "$controller_log"
+
+  step "Point the CRD's webhook at it. The API server calls webhooks over HTTPS only: the controller made a CA and a serving certificate (kept in a Secret in $namespace), and writes the CA into the CRD's caBundle, with which the API server verifies it. /readyz passes once it has."
+  say "the clientConfig before the controller started, saved to be put back at the end of the section (caBundle left out here): $("$python" -c 'import json, sys; c = json.load(sys.stdin); c.pop("caBundle", None); print(json.dumps(c))' <<<"$crd_client_config")"
+  run kubectl patch crd "$crd_name" --type=json -p "$(crd_webhook_patch '{"url":"https://'"$webhook_addr"'/convert"}')"
+  say "waiting (up to 60 s) for /readyz, then for the API server to call the webhook there, with the new CA (the GET at $alpha_version succeeds)"
+  deadline=$((SECONDS + 60))
+  until [[ "$(curl -s -o /dev/null -w '%{http_code}' "http://$probes_addr/readyz")" == 200 ]]; do
+    kill -0 "$controller_pid" 2>/dev/null || controller_failed "the controller exited"
+    ((SECONDS < deadline)) || controller_failed "/readyz still fails after 60 s: $(curl -s "http://$probes_addr/readyz?verbose")"
+    sleep 0.2
+  done
+  until kubectl get --raw "$alpha_foos/versioned-foo" >/dev/null 2>"$tmp/alpha.err"; do
+    kill -0 "$controller_pid" 2>/dev/null || controller_failed "the controller exited"
+    ((SECONDS < deadline)) || controller_failed "the GET at $alpha_version still fails 60 s after the CRD was pointed at the webhook: $(cat "$tmp/alpha.err")"
+    sleep 0.2
+  done
+  run curl -sS "http://$probes_addr/readyz?verbose"
+  echo
+  show_cmd grep "Set the CRD's caBundle" "$controller_log"
+  grep "Set the CRD's caBundle" "$controller_log" | tail -n 1 || true
+  # Quiet before the next steps: every change to a Foo (here, the controller's status writes) is
+  # converted for the API server's v1alpha1 watch cache, and would show in the log beside the GET's.
+  kubectl wait --for=condition=Ready "foo/versioned-foo" -n "$namespace" --timeout=60s >/dev/null ||
+    controller_failed "versioned-foo did not become Ready within 60 s"
+
+  step "The same Foo at both versions. At v1 it is as etcd has it; at $alpha_version the webhook converted it: spec.deployment.name is spec.deploymentName, and the image, for which $alpha_version has no field, travels in an annotation (so that an update at $alpha_version keeps it). Same object: same uid."
+  mark="$(wc -l <"$controller_log")"
+  show_cmd kubectl get --raw "$foos/versioned-foo"
+  kubectl get --raw "$foos/versioned-foo" | pick apiVersion metadata.uid metadata.annotations spec
+  show_cmd kubectl get --raw "$alpha_foos/versioned-foo"
+  kubectl get --raw "$alpha_foos/versioned-foo" | pick apiVersion metadata.uid metadata.annotations spec
+
+  step "For the GET at $alpha_version, the API server sent the webhook one ConversionReview: a uid, the desiredAPIVersion, and the objects to convert as etcd has them (v1); the webhook answered with them converted. The controller logs each review it answers at -v=4; those since the two GETs (the one at v1 needed none):"
+  show_cmd grep '"Converted"' "$controller_log"
+  tail -n +"$((mark + 1))" "$controller_log" | grep '"Converted"' ||
+    controller_failed "the controller logged no conversion for the GET at $alpha_version"
+
+  step "Each version has its own schema, which the API server publishes (OpenAPI) and kubectl explain reads: one spec, two shapes (the fields only)."
+  for v in "$alpha_version" "$version"; do
+    show_cmd kubectl explain foo.spec --recursive --api-version="$group/$v"
+    kubectl explain foo.spec --recursive --api-version="$group/$v" >"$tmp/explain"
+    sed -n -e '/^VERSION:/p' -e '/^FIELDS:/,/^$/{/^$/!p;}' "$tmp/explain"
+  done
+
+  step "etcd keeps every Foo at the one version marked storage, whatever version it was written at. status.storedVersions lists each version objects may still be stored at: a version can leave the CRD only once every object is rewritten at the storage version and it is dropped from that list."
+  run kubectl get crd "$crd_name" -o 'jsonpath=storage version: {.spec.versions[?(@.storage==true)].name}{"\n"}status.storedVersions: {.status.storedVersions}{"\n"}'
+
+  step "Where conversion sits in a request. The handler of a CRD's version works on objects at that version, and converts only on the way to and from etcd; the webhook is called only when the versions differ:"
+  say "write at $alpha_version: decode the body, default, admission, validation, all at $alpha_version -> convert to $version -> etcd (and the object stored back to $alpha_version for the response)"
+  say "read at $alpha_version:  etcd ($version) -> convert to $alpha_version -> the response"
+  say "read or write at $version: no conversion, no webhook call; so without the webhook, $version still works and $alpha_version fails (step $no_webhook_step)"
+  say "the API server also keeps a watch cache per version: the $alpha_version one converts every change to a Foo as etcd reports it, read at $alpha_version or not; a LIST or WATCH at $alpha_version is served from it, converted already"
+
+  say "stopping the controller (SIGTERM) and putting the CRD's webhook clientConfig back as it was"
+  pid=$controller_pid
+  show_cmd kill -TERM "$pid"
+  stop_controller
+  say "the controller (pid $pid) exited with status $controller_status"
+  restore_crd_webhook >/dev/null
+}
+
+if [[ -z "$local_cluster" ]]; then
+  say "skipped: it needs this cluster's API server to call a webhook on this machine (127.0.0.1), which only the local control plane's can (run the tour without \$KUBECONFIG)"
+elif [[ "$(kubectl get crd "$crd_name" -o 'jsonpath={.spec.conversion.strategy}')" != Webhook ]]; then
+  say "skipped: the installed Foo CRD does not convert by webhook (kubectl apply -k hack/local-cluster/crd installs the one that does)"
+else
+  conversion_steps
 fi
 
 # ---- cleanup -------------------------------------------------------------------------------

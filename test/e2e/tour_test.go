@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -28,15 +29,71 @@ const tourNamespace = "tour"
 // would run it, and checks that every step still shows what it is there to show. A tour that
 // stops matching the API, or a step that silently shows nothing, fails here rather than in
 // front of a reader.
+//
+// It runs the tour twice in a row on the same cluster, which also shows that a tour leaves
+// nothing behind that trips the next one: first as on the local control plane (no $KUBECONFIG;
+// the tour finds the e2e cluster running under its LOCAL_CLUSTER_* name), where its last
+// section runs the controller for its conversion webhook; then with the cluster given as
+// $KUBECONFIG, as a user's own cluster, where that section is skipped.
+//
+// Not parallel: the tour points the cluster's one Foo CRD at its own controller's webhook for
+// a while, as the conversion tests do.
 func TestTour(t *testing.T) {
 	ensureCRD(t)
+	clientConfig := func() string {
+		return mustKubectl(t, "get", "crd", crdName, "-o", "jsonpath={.spec.conversion.webhook.clientConfig}")
+	}
+	before := clientConfig()
+
+	t.Run("local control plane", func(t *testing.T) {
+		out := runTour(t, "KUBECONFIG=", "LOCAL_CLUSTER_NAME="+filepath.Base(clusterDir), "LOCAL_CLUSTER_DIR="+clusterDir)
+		checkTour(t, out, append(tourChecks(), tourConversionChecks...))
+
+		// The v1 and v1alpha1 reads are of one object.
+		uids := regexp.MustCompile(`/foos/versioned-foo\napiVersion: "[^"]+"\nmetadata\.uid: "([^"]+)"`).FindAllStringSubmatch(out, -1)
+		if len(uids) != 2 || uids[0][1] != uids[1][1] {
+			t.Errorf("the reads of versioned-foo at v1 and v1alpha1 do not show one uid: %v", uids)
+		}
+		// The controller is stopped, and the CRD's webhook is as it was before the tour.
+		if m := regexp.MustCompile(`the controller \(pid (\d+)\) exited`).FindStringSubmatch(out); m == nil {
+			t.Errorf("the tour does not say that its controller exited")
+		} else if pid, _ := strconv.Atoi(m[1]); syscall.Kill(pid, 0) != syscall.ESRCH {
+			t.Errorf("the tour's controller (pid %d) still runs after the tour", pid)
+		}
+		if after := clientConfig(); after != before {
+			t.Errorf("the CRD's webhook clientConfig is not put back after the tour:\nbefore: %s\nafter:  %s", before, after)
+		}
+		if t.Failed() {
+			t.Logf("---- the tour's output ----\n%s", out)
+		}
+	})
+
+	t.Run("given kubeconfig", func(t *testing.T) {
+		out := runTour(t, "KUBECONFIG="+kubeconfig, "LOCAL_CLUSTER_NAME=", "LOCAL_CLUSTER_DIR=")
+		checkTour(t, out, append(tourChecks(), struct{ what, pattern string }{
+			"the conversion section skipped, and why",
+			`# skipped: it needs this cluster's API server to call a webhook on this machine \(127\.0\.0\.1\)`,
+		}))
+		if strings.Contains(out, "sample-controller --namespace") {
+			t.Errorf("the tour started the controller on a cluster given as $KUBECONFIG")
+		}
+		if t.Failed() {
+			t.Logf("---- the tour's output ----\n%s", out)
+		}
+	})
+}
+
+// runTour runs hack/tour.sh with env added to the test's environment, and returns its output.
+func runTour(t *testing.T, env ...string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(repoRoot, "hack", "tour.sh"))
 	cmd.Dir = repoRoot
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "KUBECTL="+kubectlBin, "TOUR_NAMESPACE="+tourNamespace)
-	// The tour starts background processes (kubectl proxy, a watching curl). On timeout, kill
-	// its whole process group, so that none of them outlives the test or holds the output open.
+	cmd.Env = append(append(os.Environ(), "KUBECTL="+kubectlBin, "TOUR_NAMESPACE="+tourNamespace), env...)
+	// The tour starts background processes (kubectl proxy, a watching curl, the controller). On
+	// timeout, kill its whole process group, so that none of them outlives the test or holds
+	// the output open.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 10 * time.Second
@@ -50,9 +107,43 @@ func TestTour(t *testing.T) {
 	if err != nil {
 		t.Fatalf("hack/tour.sh failed: %v\n---- its output ----\n%s", err, out)
 	}
+	return out
+}
 
-	// Each check is a regular expression over the whole output ((?m): ^ and $ match at lines).
-	checks := []struct{ what, pattern string }{
+// checkTour checks each pattern against the tour's output, and that the tour's namespace is gone.
+func checkTour(t *testing.T, out string, checks []struct{ what, pattern string }) {
+	t.Helper()
+	for _, c := range checks {
+		if !regexp.MustCompile(c.pattern).MatchString(out) {
+			t.Errorf("the tour's output does not show %s (no match for %s)", c.what, c.pattern)
+		}
+	}
+	// Cleaned up: the tour's namespace is gone (the tour waits for its deletion).
+	if _, err := kubeClient.CoreV1().Namespaces().Get(context.Background(), tourNamespace, metav1.GetOptions{}); !isNotFound(err) {
+		t.Errorf("namespace %s still exists after the tour (err=%v)", tourNamespace, err)
+	}
+}
+
+// tourConversionChecks are the checks of the tour's last section, which runs on the local
+// control plane only.
+var tourConversionChecks = []struct{ what, pattern string }{
+	{"a v1alpha1 GET failing without the webhook", `\$ kubectl get --raw /apis/samplecontroller\.example\.com/v1alpha1/namespaces/tour/foos/versioned-foo\nError from server [^\n]*conversion webhook for samplecontroller\.example\.com/v1, Kind=Foo failed: `},
+	{"the controller serving its webhook", `(?m)^I[^\n]*"Serving" server="conversion-webhook" address="127\.0\.0\.1:\d+" scheme="https"$`},
+	{"the CRD pointed at the webhook", `"value":\{"url":"https://127\.0\.0\.1:\d+/convert"\}\}\]'\ncustomresourcedefinition\.apiextensions\.k8s\.io/foos\.samplecontroller\.example\.com patched`},
+	{"the controller ready, its webhook included", `(?m)^\[\+\] conversion-webhook ok$`},
+	{"the Foo at v1: spec.deployment with the image, no annotation", `\$ kubectl get --raw /apis/samplecontroller\.example\.com/v1/namespaces/tour/foos/versioned-foo\napiVersion: "samplecontroller\.example\.com/v1"\nmetadata\.uid: "[^"]+"\nmetadata\.annotations: \(absent\)\nspec: \{"deployment": \{"image": "registry\.example/tour:1", "name": "versioned-foo"\}, "replicas": 0\}\n`},
+	{"the Foo at v1alpha1: spec.deploymentName, the image in the annotation", `\$ kubectl get --raw /apis/samplecontroller\.example\.com/v1alpha1/namespaces/tour/foos/versioned-foo\napiVersion: "samplecontroller\.example\.com/v1alpha1"\nmetadata\.uid: "[^"]+"\nmetadata\.annotations: \{"samplecontroller\.example\.com/v1-deployment-image": "registry\.example/tour:1"\}\nspec: \{"deploymentName": "versioned-foo", "replicas": 0\}\n`},
+	{"the ConversionReview in the controller's log", `\$ grep '"Converted"' \S+/controller\.log\n(?:I[^\n]*\n)*I[^\n]*"Converted" server="conversion-webhook" [^\n]*desiredAPIVersion="samplecontroller\.example\.com/v1alpha1" from="v1" to="v1alpha1" objects=1 `},
+	{"kubectl explain at v1alpha1", `(?m)^VERSION:\s+v1alpha1\nFIELDS:\n  deploymentName\t<string> -required-\n  replicas\t<integer>$`},
+	{"kubectl explain at v1", `(?m)^VERSION:\s+v1\nFIELDS:\n  deployment\t<Object> -required-\n    image\t<string>\n    name\t<string> -required-\n  replicas\t<integer>$`},
+	{"the storage version and status.storedVersions", `(?m)^storage version: v1\nstatus\.storedVersions: \["v1"\]$`},
+	{"the controller stopped", `(?m)^# the controller \(pid \d+\) exited with status 0$`},
+}
+
+// tourChecks are the checks of every run of the tour. Each is a regular expression over the
+// whole output ((?m): ^ and $ match at lines).
+func tourChecks() []struct{ what, pattern string } {
+	return []struct{ what, pattern string }{
 		// Discovery.
 		{"our group/version among the served ones", `(?m)^samplecontroller\.example\.com/v1$`},
 		{"the CRD's versions: v1 stored", `(?m)^v1: served=true storage=true$`},
@@ -117,19 +208,6 @@ func TestTour(t *testing.T) {
 		// The end.
 		{"the namespace was deleted", `namespace "tour" deleted`},
 		{"the tour ran to its end", `The tour is over \(\d+ steps in \d+s\)`},
-	}
-	for _, c := range checks {
-		if !regexp.MustCompile(c.pattern).MatchString(out) {
-			t.Errorf("the tour's output does not show %s (no match for %s)", c.what, c.pattern)
-		}
-	}
-
-	// Cleaned up: the tour's namespace is gone (the tour waits for its deletion).
-	if _, err := kubeClient.CoreV1().Namespaces().Get(context.Background(), tourNamespace, metav1.GetOptions{}); !isNotFound(err) {
-		t.Errorf("namespace %s still exists after the tour (err=%v)", tourNamespace, err)
-	}
-	if t.Failed() {
-		t.Logf("---- the tour's output ----\n%s", out)
 	}
 }
 
