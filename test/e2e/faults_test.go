@@ -386,9 +386,17 @@ func faultCheckEndState(t *testing.T, p *controllerProcess, ns string, mark int6
 	if n := count("delete", "deployments", 0) + count("patch", "deployments", 0); n > 0 {
 		t.Errorf("the controller deleted or patched Deployments %d times, want never (it creates and updates)", n)
 	}
-	if statuses > faultStatusPerFoo*exp.touched+faultStatusSlack {
-		t.Errorf("%d status writes (%d answered 409 Conflict) for %d Foos touched: want at most %d (%d per Foo + %d)",
-			statuses, statusConflicts, exp.touched, faultStatusPerFoo*exp.touched+faultStatusSlack, faultStatusPerFoo, faultStatusSlack)
+	// Accepted status writes and conflicts are bounded apart: a conflict waits for the newer
+	// version's watch event or the 30 s safety net, so while the caches are stale after a second
+	// restart (client-go's re-list backoff: up to a minute and more) a Foo can meet a few; a
+	// write loop would meet hundreds.
+	if accepted := statuses - statusConflicts; accepted > faultStatusPerFoo*exp.touched+faultStatusSlack {
+		t.Errorf("%d status writes accepted (and %d answered 409 Conflict) for %d Foos touched: want at most %d (%d per Foo + %d)",
+			accepted, statusConflicts, exp.touched, faultStatusPerFoo*exp.touched+faultStatusSlack, faultStatusPerFoo, faultStatusSlack)
+	}
+	if statusConflicts > faultStatusPerFoo*exp.touched+faultStatusSlack {
+		t.Errorf("%d status writes answered 409 Conflict for %d Foos touched: want at most %d (%d per Foo + %d)",
+			statusConflicts, exp.touched, faultStatusPerFoo*exp.touched+faultStatusSlack, faultStatusPerFoo, faultStatusSlack)
 	}
 	for _, e := range events {
 		if slices.Contains(exp.gone, e.ObjectRef.Name) && (e.Verb == "create" || e.Verb == "update") &&
