@@ -32,6 +32,13 @@ import (
 // they do not call t.Parallel(): Go runs them while no parallel test runs, and every other
 // test speaks v1 only, which needs no conversion.
 
+// webhookFlags make a controller serve the conversion webhook on a free port of 127.0.0.1 (the
+// API server calls it by URL), its certificate kept in a Secret in secretNamespace.
+func webhookFlags(secretNamespace string) []string {
+	return []string{"--conversion-webhook-bind-address=127.0.0.1:0", "--conversion-webhook-hosts=127.0.0.1",
+		"--conversion-webhook-secret-namespace=" + secretNamespace}
+}
+
 // webhookController is a controller serving the conversion webhook on a free port of
 // 127.0.0.1, with its certificate's Secret in ns, and the CRD's webhook URL pointed at it.
 type webhookController struct {
@@ -41,10 +48,8 @@ type webhookController struct {
 
 func startWebhookController(t *testing.T, ns string, args ...string) *webhookController {
 	t.Helper()
-	p := startController(t, append([]string{"--namespace=" + ns,
-		"--conversion-webhook-bind-address=127.0.0.1:0", "--conversion-webhook-hosts=127.0.0.1",
-		"--conversion-webhook-secret-namespace=" + ns,
-		"--health-probe-bind-address=127.0.0.1:0", "--metrics-bind-address=127.0.0.1:0", "--metrics-secure=false"}, args...)...)
+	p := startController(t, append(append(webhookFlags(ns), "--namespace="+ns,
+		"--health-probe-bind-address=127.0.0.1:0", "--metrics-bind-address=127.0.0.1:0", "--metrics-secure=false"), args...)...)
 	w := &webhookController{controllerProcess: p}
 	for name, addr := range map[string]*string{"conversion-webhook": &w.webhook, "probes": &w.probes, "metrics": &w.metrics} {
 		var err error
@@ -425,10 +430,9 @@ func newWebhookRBACEnv(t *testing.T, controllerRules, secretRules, crdRules []rb
 	t.Cleanup(func() { _ = rbac.ClusterRoles().Delete(context.Background(), crdRoleName, metav1.DeleteOptions{}) })
 	bindClusterRole(t, crdRoleName, crdRoleName, subject)
 
-	p := startProcess(t, exec.Command(controllerBin, "--kubeconfig="+serviceAccountKubeconfig(t, namespace, sa),
-		"--namespace="+namespace, "--health-probe-bind-address=127.0.0.1:0",
-		"--conversion-webhook-bind-address=127.0.0.1:0", "--conversion-webhook-hosts=127.0.0.1",
-		"--conversion-webhook-secret-namespace="+namespace, "-v=2"))
+	p := startProcess(t, exec.Command(controllerBin, append(webhookFlags(namespace),
+		"--kubeconfig="+serviceAccountKubeconfig(t, namespace, sa), "--namespace="+namespace,
+		"--health-probe-bind-address=127.0.0.1:0", "-v=2")...))
 	return &webhookRBACEnv{p: p, ready: "http://" + servedAddress(t, p, "probes") + "/readyz",
 		webhook: servedAddress(t, p, "conversion-webhook")}
 }

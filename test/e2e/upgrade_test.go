@@ -222,10 +222,8 @@ func TestUpgradeFromV1alpha1Release(t *testing.T) {
 // webhook conversion) pointing at it, and waits until the controller is ready.
 func upgradeTo(t *testing.T, c *sideCluster) *controllerProcess {
 	t.Helper()
-	p := startProcess(t, exec.Command(controllerBin, "--kubeconfig="+c.kubeconfigPath,
-		"--conversion-webhook-bind-address=127.0.0.1:0", "--conversion-webhook-hosts=127.0.0.1",
-		"--conversion-webhook-secret-namespace=default",
-		"--health-probe-bind-address=127.0.0.1:0", "-v=2"))
+	p := startProcess(t, exec.Command(controllerBin, append(webhookFlags("default"),
+		"--kubeconfig="+c.kubeconfigPath, "--health-probe-bind-address=127.0.0.1:0", "-v=2")...))
 	webhook, err := p.WaitForAddress("conversion-webhook", 60*time.Second)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, p.LogTail(20))
