@@ -69,6 +69,10 @@ const (
 	// cluster; a minute leaves room without leaving a lost Deployment missing for long.
 	expectationTimeout = time.Minute
 
+	// nameTakenRecheck is when a Foo whose Deployment name is held by another's unwatched
+	// Deployment is first checked again; it doubles while the name stays taken, up to 5 minutes.
+	nameTakenRecheck = 5 * time.Second
+
 	// deploymentNameIndex indexes Foos by "namespace/spec.deployment.name", so that a Deployment
 	// nobody owns can be mapped to the Foo that wants its name (see handleDeployment).
 	deploymentNameIndex = "spec.deployment.name"
@@ -110,6 +114,9 @@ type Controller struct {
 	// expectations remembers the Deployments we created until the cache shows them, so that a
 	// sync in between does not create them again (expectations.go).
 	expectations *deploymentExpectations
+	// nameTakenBackoff paces the re-checks of a Foo whose Deployment name is held by a
+	// Deployment the informer does not watch (see existingDeployment).
+	nameTakenBackoff workqueue.TypedRateLimiter[cache.ObjectName]
 
 	// Events are recorded asynchronously and sent through eventsClient: a client of its own,
 	// so that events never wait in the client-side rate limiter behind (or delay) the writes
@@ -170,6 +177,7 @@ func NewController(
 	}
 	c.syncHandler = c.syncFoo
 	c.conflictBackoff = workqueue.NewTypedItemExponentialFailureRateLimiter[cache.ObjectName](conflictSafetyNet, 5*time.Minute)
+	c.nameTakenBackoff = workqueue.NewTypedItemExponentialFailureRateLimiter[cache.ObjectName](nameTakenRecheck, 5*time.Minute)
 
 	// An index is a second key the cache can look objects up by, kept up to date as the watch
 	// delivers changes. Indexers must be added before the informer starts.
@@ -206,7 +214,9 @@ func NewController(
 
 	// We also watch Deployments: when one that a Foo owns changes (its status moves, or someone
 	// edits or deletes it), the owning Foo needs a sync. This is what makes the controller
-	// level-triggered on its children as well as on its own objects.
+	// level-triggered on its children as well as on its own objects. The informer asks only for
+	// Deployments with our label (a label selector on its list and watch, see main.go), so it
+	// never caches the rest of the cluster's.
 	if _, err := deploymentInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj interface{}) { c.handleDeployment(ctx, obj) },
 		UpdateFunc: func(oldObj, newObj interface{}) {
@@ -260,8 +270,9 @@ func (c *Controller) enqueueFoo(ctx context.Context, obj interface{}, why string
 // handleDeployment finds the Foo that a changed Deployment matters to, and enqueues it:
 //   - a Deployment controlled by a Foo (its controller ownerReference names our group, the Foo
 //     kind, and the UID of a Foo in our cache) goes to that Foo;
-//   - any other Deployment goes to the Foos that want its name (spec.deployment.name): they
-//     could not create their Deployment while this one held the name, and may now.
+//   - any other (watched) Deployment goes to the Foos that want its name (spec.deployment.name):
+//     they could not create their Deployment while this one held the name, and may now. (A name
+//     held by an unlabelled Deployment, which we do not watch, is checked again on a timer.)
 func (c *Controller) handleDeployment(ctx context.Context, obj interface{}) {
 	logger := klog.FromContext(ctx)
 	deployment, ok := obj.(*appsv1.Deployment)
@@ -480,6 +491,7 @@ func (c *Controller) syncFoo(ctx context.Context, key cache.ObjectName) error {
 	foo, err := c.foosLister.Foos(key.Namespace).Get(key.Name)
 	if apierrors.IsNotFound(err) {
 		logger.V(2).Info("Foo no longer exists; the garbage collector removes its Deployment")
+		c.nameTakenBackoff.Forget(key)
 		return nil
 	}
 	if err != nil {

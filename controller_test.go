@@ -220,6 +220,17 @@ func newFixture(t *testing.T, foos []*samplev1.Foo, deployments []*appsv1.Deploy
 		deploymentCache: kubeFactory.Apps().V1().Deployments().Informer().GetIndexer()}
 }
 
+// addUnwatched puts Deployments in the API server but not in the cache.
+func (f *fixture) addUnwatched(deployments ...*appsv1.Deployment) {
+	f.t.Helper()
+	for _, d := range deployments {
+		if err := f.kubeclient.Tracker().Add(d); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	f.kubeclient.ClearActions()
+}
+
 // writes returns every API request the controller made, except reads (informers do those).
 func (f *fixture) writes() []core.Action {
 	var out []core.Action
@@ -287,6 +298,7 @@ func TestSyncFoo(t *testing.T) {
 		name        string
 		foo         *samplev1.Foo
 		deployments []*appsv1.Deployment
+		unwatched   []*appsv1.Deployment // in the API server, not in the cache (no fooLabel, or the cache is behind)
 		wantWrites  []string
 		wantEvents  []string // prefixes: "Type Reason"
 		check       check
@@ -469,18 +481,62 @@ func TestSyncFoo(t *testing.T) {
 			wantEvents: []string{"Normal DeploymentUpdated"},
 		},
 		{
-			name: "Deployment labels removed: restore them",
+			name: "Deployment labels removed, so the informer no longer shows it: the refused create finds it, labels restored",
 			foo:  newFoo("test", 1).converged().foo,
-			deployments: []*appsv1.Deployment{newDeploymentFor(newFoo("test", 1).foo).available().mutate(func(d *appsv1.Deployment) {
+			unwatched: []*appsv1.Deployment{newDeploymentFor(newFoo("test", 1).foo).available().mutate(func(d *appsv1.Deployment) {
 				delete(d.Labels, fooLabel)
 			}).d},
-			wantWrites: []string{"update deployments"},
+			wantWrites: []string{"create deployments", "update deployments"},
 			wantEvents: []string{"Normal DeploymentUpdated"},
 			check: func(t *testing.T, f *fixture, w []core.Action) {
-				if objectOf(t, w[0]).(*appsv1.Deployment).Labels[fooLabel] != "test" {
+				if objectOf(t, w[1]).(*appsv1.Deployment).Labels[fooLabel] != "test" {
 					t.Error("label not restored")
 				}
+				if _, pending := f.controller.expectations.pending(cache.NewObjectName("default", "test-deploy")); pending {
+					t.Error("a sync waits for a Deployment that is ours and about to be in the cache")
+				}
 			},
+		},
+		{
+			name:       "Deployment created, not yet in the cache: no second create, status from the API server's copy, the cache awaited",
+			foo:        newFoo("test", 1).foo,
+			unwatched:  []*appsv1.Deployment{newDeploymentFor(newFoo("test", 1).foo).available().d},
+			wantWrites: []string{"create deployments", "update foos/status"},
+			check: func(t *testing.T, f *fixture, w []core.Action) {
+				if c := readyOf(t, w[1]); c.Status != metav1.ConditionTrue {
+					t.Errorf("Ready = %+v, want True (the Deployment the API server holds is available)", c)
+				}
+				if wait, pending := f.controller.expectations.pending(cache.NewObjectName("default", "test-deploy")); !pending || wait <= nameTakenRecheck {
+					t.Errorf("expectation pending = %v for %s, want the cache awaited for up to %s", pending, wait, expectationTimeout)
+				}
+			},
+		},
+		{
+			name: "name taken by a Deployment the informer does not watch (no label, no owner): untouched, warning, Ready=False, checked again later",
+			foo:  newFoo("test", 1).foo,
+			unwatched: []*appsv1.Deployment{newDeploymentFor(newFoo("test", 1).foo).mutate(func(d *appsv1.Deployment) {
+				d.Labels, d.OwnerReferences = map[string]string{"app": "theirs"}, nil
+			}).d},
+			wantWrites: []string{"create deployments", "update foos/status"},
+			wantEvents: []string{"Warning DeploymentNotOwned"},
+			check: func(t *testing.T, f *fixture, w []core.Action) {
+				c := readyOf(t, w[1])
+				if c.Status != metav1.ConditionFalse || c.Reason != samplev1.ReasonDeploymentNotOwned || !strings.Contains(c.Message, "test-deploy") {
+					t.Errorf("Ready = %+v, want False/DeploymentNotOwned naming the Deployment", c)
+				}
+				if wait, pending := f.controller.expectations.pending(cache.NewObjectName("default", "test-deploy")); !pending || wait > nameTakenRecheck {
+					t.Errorf("expectation pending = %v for %s, want the name checked again within %s", pending, wait, nameTakenRecheck)
+				}
+			},
+		},
+		{
+			name: "name taken by an unwatched Deployment, already reported: only the refused create",
+			foo: newFoo("test", 1).readyReason(metav1.ConditionFalse, samplev1.ReasonDeploymentNotOwned,
+				"Deployment test-deploy already exists and is not controlled by this Foo; delete it, or recreate the Foo with another spec.deployment.name").foo,
+			unwatched: []*appsv1.Deployment{newDeploymentFor(newFoo("test", 1).foo).mutate(func(d *appsv1.Deployment) {
+				d.Labels, d.OwnerReferences = nil, nil
+			}).d},
+			wantWrites: []string{"create deployments"},
 		},
 		{
 			name: "Deployment of that name not ours (other UID): untouched, warning, Ready=False",
@@ -625,6 +681,7 @@ func TestSyncFoo(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, []*samplev1.Foo{tc.foo}, tc.deployments)
+			f.addUnwatched(tc.unwatched...)
 			cached := tc.foo.DeepCopy()
 			_, ctx := ktesting.NewTestContext(t)
 			if err := f.controller.syncFoo(ctx, cache.MetaObjectToName(tc.foo)); err != nil {
@@ -759,6 +816,64 @@ func TestSyncFooRecreateOnlyForAFooThatStillExists(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A name held by a Deployment the informer does not watch gives no event when it is freed, so
+// the Foo is checked again later, backing off (5s, 10s, ...), and writes nothing in between; once
+// the name is free, its Deployment is created and the backoff forgotten.
+func TestNameTakenByAnUnwatchedDeploymentIsCheckedAgainUntilFreed(t *testing.T) {
+	foo := newFoo("test", 1).foo
+	theirs := newDeploymentFor(foo).mutate(func(d *appsv1.Deployment) { d.Labels, d.OwnerReferences = nil, nil }).d
+	f := newFixture(t, []*samplev1.Foo{foo}, nil)
+	f.addUnwatched(theirs)
+	now := time.Now()
+	f.controller.expectations.now = func() time.Time { return now }
+	_, ctx := ktesting.NewTestContext(t)
+	key, name := cache.MetaObjectToName(foo), cache.NewObjectName(foo.Namespace, theirs.Name)
+	sync := func() []string {
+		t.Helper()
+		f.kubeclient.ClearActions()
+		f.client.ClearActions()
+		if err := f.controller.syncFoo(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+		return describe(append(f.kubeclient.Actions(), f.client.Actions()...))
+	}
+	waitFor := func(want time.Duration) {
+		t.Helper()
+		if wait, pending := f.controller.expectations.pending(name); !pending || wait != want {
+			t.Fatalf("checked again in %s (pending %v), want %s", wait, pending, want)
+		}
+	}
+
+	if got, want := sync(), []string{"create deployments", "get deployments", "update foos/status"}; !equality.Semantic.DeepEqual(got, want) {
+		t.Fatalf("first sync: requests %q, want %q", got, want)
+	}
+	waitFor(5 * time.Second)
+	if got := sync(); len(got) != 0 {
+		t.Errorf("a sync before the re-check made requests %q, want none", got)
+	}
+	now = now.Add(5 * time.Second)
+	// The written status is not in this fixture's cache; the re-check only reads, and tries again.
+	if got, want := sync(), []string{"create deployments", "get deployments", "update foos/status"}; !equality.Semantic.DeepEqual(got, want) {
+		t.Fatalf("re-check: requests %q, want %q", got, want)
+	}
+	waitFor(10 * time.Second)
+
+	if err := f.kubeclient.Tracker().Delete(appsv1.SchemeGroupVersion.WithResource("deployments"), theirs.Namespace, theirs.Name); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(10 * time.Second)
+	if got := sync(); len(got) < 1 || got[0] != "create deployments" {
+		t.Fatalf("after the name was freed: requests %q, want the Deployment created", got)
+	}
+	created, err := f.kubeclient.AppsV1().Deployments(foo.Namespace).Get(ctx, theirs.Name, metav1.GetOptions{})
+	if err != nil || !metav1.IsControlledBy(created, foo) {
+		t.Fatalf("Deployment after the name was freed: %v, %+v", err, created)
+	}
+	if n := f.controller.nameTakenBackoff.NumRequeues(key); n != 0 {
+		t.Errorf("backoff after the create: %d re-checks remembered, want 0", n)
 	}
 }
 

@@ -25,7 +25,20 @@ const (
 	// fooLabel is put on the Deployment, its selector and its pods. Its value is the Foo's
 	// name, which is why the CRD limits Foo names to 63 characters (a label value's limit).
 	fooLabel = "samplecontroller.example.com/foo"
+
+	// watchedDeployments is the label selector of the Deployment informer ("has fooLabel"):
+	// the API server sends this process only the Deployments it made, so the cluster's other
+	// Deployments, however many, cost it no memory and no events. The price: a Deployment
+	// without the label that holds a Foo's wanted name is not in the cache; the refused create
+	// finds it (see existingDeployment).
+	watchedDeployments = fooLabel
 )
+
+// isWatched tells whether a Deployment matches watchedDeployments, so that the cache shows it.
+func isWatched(d *appsv1.Deployment) bool {
+	_, ok := d.Labels[fooLabel]
+	return ok
+}
 
 // desiredReplicas is spec.replicas. The API server defaults it to 1 (from the CRD's schema, as it
 // decodes the request); the nil check covers objects stored before that default existed.
@@ -169,21 +182,53 @@ func (c *Controller) createDeployment(ctx context.Context, foo *samplev1.Foo) (*
 	case isRejection(err):
 		return nil, c.reportRejection(ctx, foo, nil, "creating", err)
 	case apierrors.IsAlreadyExists(err):
-		// Our cache is behind (after a reconnect it can be seconds behind). Retrying now would
-		// read the same cache and create again; the Deployment's add event brings the Foo back
-		// once the cache has it, and the expectation's deadline if it never does.
-		logger.V(2).Info("Deployment already exists, though not yet in the cache; waiting for the cache",
-			"deployment", klog.KRef(foo.Namespace, foo.Spec.Deployment.Name))
-		c.expectations.expect(cache.NewObjectName(foo.Namespace, foo.Spec.Deployment.Name))
-		c.workqueue.AddAfter(cache.MetaObjectToName(foo), expectationTimeout)
-		return nil, nil
+		return c.existingDeployment(ctx, foo)
 	case err != nil:
 		return nil, fmt.Errorf("creating Deployment %s/%s: %w", foo.Namespace, foo.Spec.Deployment.Name, err)
 	}
 	// Until the cache shows it, a sync must not take its absence for a reason to create it.
 	c.expectations.expect(cache.NewObjectName(foo.Namespace, foo.Spec.Deployment.Name))
+	c.nameTakenBackoff.Forget(cache.MetaObjectToName(foo))
 	c.recorder.Eventf(foo, corev1.EventTypeNormal, samplev1.EventReasonDeploymentCreated, "Created Deployment %s", deployment.Name)
 	return deployment, nil
+}
+
+// existingDeployment reads, from the API server, the Deployment that holds the name a create was
+// just refused for (409 AlreadyExists). Either our cache is behind (after a reconnect it can be
+// seconds behind), or the Deployment lacks fooLabel, so the informer never shows it: someone
+// else's, or ours with the label removed. Only the API server can tell which. The sync goes on
+// with what it returns, so a name taken by another is reported and ours is repaired.
+func (c *Controller) existingDeployment(ctx context.Context, foo *samplev1.Foo) (*appsv1.Deployment, error) {
+	logger := klog.FromContext(ctx)
+	key, name := cache.MetaObjectToName(foo), cache.NewObjectName(foo.Namespace, foo.Spec.Deployment.Name)
+	// GET /apis/apps/v1/namespaces/NS/deployments/NAME
+	live, err := c.kubeclientset.AppsV1().Deployments(name.Namespace).Get(ctx, name.Name, metav1.GetOptions{})
+	switch {
+	case isRejection(err):
+		// Missing RBAC (`get` on deployments): say so on the Foo.
+		return nil, c.reportRejection(ctx, foo, nil, "reading", err)
+	case err != nil:
+		// NotFound included: deleted since our create. Retry with backoff.
+		return nil, fmt.Errorf("reading Deployment %s, which exists though not in the cache: %w", name, err)
+	}
+	switch {
+	case isWatched(live):
+		// The cache is behind. Until it shows the Deployment (its add event brings the Foo
+		// back, the expectation's deadline if it never does), a sync must not take its absence
+		// for a reason to create it.
+		logger.V(2).Info("Deployment already exists, though not yet in the cache", "deployment", name)
+		c.expectations.expect(name)
+		c.workqueue.AddAfter(key, expectationTimeout)
+	case !metav1.IsControlledBy(live, foo):
+		// Someone else's, and invisible to the informer: no event will say when the name is
+		// freed. Look again later, backing off (5s, 10s, ... 5m); until then a sync does not
+		// try to create it (the expectation says it exists).
+		wait := c.nameTakenBackoff.When(key)
+		logger.V(2).Info("Deployment's name is taken by one we do not watch; looking again later", "deployment", name, "in", wait)
+		c.expectations.expectFor(name, wait)
+		c.workqueue.AddAfter(key, wait)
+	}
+	return live, nil
 }
 
 // fooStillExists asks the API server, not the cache, whether the Foo still exists as the same

@@ -25,9 +25,15 @@ func newDeploymentExpectations(ttl time.Duration) *deploymentExpectations {
 
 // expect records that the Deployment exists in the API server, whatever the cache says.
 func (e *deploymentExpectations) expect(deployment cache.ObjectName) {
+	e.expectFor(deployment, e.ttl)
+}
+
+// expectFor is expect for a time of the caller's: for a Deployment the cache will never show
+// (see existingDeployment), until the name is worth checking again.
+func (e *deploymentExpectations) expectFor(deployment cache.ObjectName, ttl time.Duration) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.deadline[deployment] = e.now().Add(e.ttl)
+	e.deadline[deployment] = e.now().Add(ttl)
 }
 
 // pending says whether the cache has yet to show a Deployment we know exists, and for how much

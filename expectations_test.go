@@ -1,13 +1,11 @@
 package main
 
 import (
+	"slices"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/runtime"
-	core "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2/ktesting"
 
@@ -54,14 +52,13 @@ func TestNoSecondCreateWhileTheCacheCatchesUp(t *testing.T) {
 	}
 }
 
-// An AlreadyExists answer means the cache is behind: the controller waits for the Deployment's
-// add event (or the expectation's deadline), not for the error backoff, and creates nothing more.
+// An AlreadyExists answer for a Deployment that carries our label means the cache is behind:
+// the controller reports from the API server's copy, then waits for the Deployment's add event
+// (or the expectation's deadline), not for the error backoff, and creates nothing more.
 func TestAlreadyExistsWaitsForTheCache(t *testing.T) {
 	foo := newFoo("test", 1).foo
 	f := newFixture(t, []*samplev1.Foo{foo}, nil)
-	f.kubeclient.PrependReactor("create", "deployments", func(core.Action) (bool, runtime.Object, error) {
-		return true, nil, apierrors.NewAlreadyExists(appsv1.Resource("deployments"), foo.Spec.Deployment.Name)
-	})
+	f.addUnwatched(newDeploymentFor(foo).d)
 	_, ctx := ktesting.NewTestContext(t)
 	key := cache.MetaObjectToName(foo)
 	for range 3 {
@@ -72,8 +69,8 @@ func TestAlreadyExistsWaitsForTheCache(t *testing.T) {
 	if n := f.creates(); n != 1 {
 		t.Errorf("%d creates, want 1", n)
 	}
-	if w := describe(f.writes()); len(w) != 1 {
-		t.Errorf("writes = %q, want only the one create (no status while we wait)", w)
+	if w := describe(f.writes()); !slices.Equal(w, []string{"create deployments", "update foos/status"}) {
+		t.Errorf("writes = %q, want the one create and the status from the API server's copy, nothing while we wait", w)
 	}
 	// The safety net: the Foo comes back by itself once the wait is over.
 	if _, pending := f.controller.expectations.pending(cache.NewObjectName(foo.Namespace, foo.Spec.Deployment.Name)); !pending {
@@ -122,9 +119,7 @@ func TestExpectationEnds(t *testing.T) {
 		f := newFixture(t, []*samplev1.Foo{foo}, nil)
 		clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 		f.controller.expectations.now = clock.now
-		f.kubeclient.PrependReactor("create", "deployments", func(core.Action) (bool, runtime.Object, error) {
-			return true, nil, apierrors.NewAlreadyExists(appsv1.Resource("deployments"), foo.Spec.Deployment.Name)
-		})
+		f.addUnwatched(newDeploymentFor(foo).d)
 		if err := f.controller.syncFoo(ctx, key); err != nil {
 			t.Fatal(err)
 		}

@@ -31,7 +31,7 @@ import (
 )
 
 func validOptions() options {
-	return options{workers: 4, resyncPeriod: time.Minute, qps: 100, burst: 200, metricsSecure: true,
+	return options{workers: 4, resyncPeriod: time.Minute, qps: 100, burst: 200, metricsSecure: true, contentType: "application/vnd.kubernetes.protobuf",
 		leaderCfg: leader.Config{LeaseName: "x", LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second}}
 }
 
@@ -48,6 +48,8 @@ func TestOptionsValidate(t *testing.T) {
 		{"no resync", func(o *options) { o.resyncPeriod = 0 }, "--resync-period must be positive"},
 		{"zero qps", func(o *options) { o.qps = 0 }, "--kube-api-qps"},
 		{"zero burst", func(o *options) { o.burst = 0 }, "--kube-api-burst"},
+		{"JSON for built-in types", func(o *options) { o.contentType = "application/json" }, ""},
+		{"an encoding the API server does not speak", func(o *options) { o.contentType = "application/yaml" }, "--kube-api-content-type"},
 		{"lease shorter than renew deadline", func(o *options) {
 			o.leaderElect = true
 			o.leaderCfg.LeaseDuration = 5 * time.Second
@@ -370,5 +372,57 @@ func TestDefaultFlags(t *testing.T) {
 	}
 	if err := fs.Parse([]string{"-v=4", "--logging-format=json"}); err != nil {
 		t.Errorf("Kubernetes' logging flags: %v", err)
+	}
+}
+
+// Kubernetes' own types travel as protobuf, Foos as JSON (custom resources have no protobuf
+// encoding), and no client asks for gzip unless --kube-api-compression says so.
+func TestClientsEncodings(t *testing.T) {
+	type request struct{ path, accept, encoding string }
+	seen := make(chan request, 10)
+	// TLS, as every real API server: over plain HTTP, client-go uses Go's default transport,
+	// which always asks for gzip.
+	server := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- request{r.URL.Path, r.Header.Get("Accept"), r.Header.Get("Accept-Encoding")}
+		http.Error(w, "no", http.StatusNotFound)
+	}))
+	defer server.Close()
+	kubeconfig := writeKubeconfig(t, server.URL)
+	data, err := os.ReadFile(kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = []byte(strings.Replace(string(data), "cluster: {server:", "cluster: {insecure-skip-tls-verify: true, server:", 1))
+	if err := os.WriteFile(kubeconfig, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, compression := range []bool{false, true} {
+		o := validOptions()
+		o.kubeconfig, o.compression = kubeconfig, compression
+		cfg, err := restConfig(o, noKubeconfigAnywhere())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := newClients(cfg, o.contentType)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		_, _ = c.kube.AppsV1().Deployments("ns").Get(ctx, "d", metav1.GetOptions{})
+		_, _ = c.events.CoreV1().Events("ns").Get(ctx, "e", metav1.GetOptions{})
+		_, _ = c.sample.SamplecontrollerV1().Foos("ns").Get(ctx, "f", metav1.GetOptions{})
+		for _, want := range []struct{ path, accept string }{
+			{"/apis/apps/v1/namespaces/ns/deployments/d", "application/vnd.kubernetes.protobuf,application/json"},
+			{"/api/v1/namespaces/ns/events/e", "application/vnd.kubernetes.protobuf,application/json"},
+			{"/apis/samplecontroller.example.com/v1/namespaces/ns/foos/f", "application/json"},
+		} {
+			got := <-seen
+			if got.path != want.path || !strings.HasPrefix(got.accept, want.accept) {
+				t.Errorf("request %s with Accept %q, want %s with Accept %q", got.path, got.accept, want.path, want.accept)
+			}
+			if asked := strings.Contains(got.encoding, "gzip"); asked != compression {
+				t.Errorf("compression %v: %s sent Accept-Encoding %q", compression, got.path, got.encoding)
+			}
+		}
 	}
 }

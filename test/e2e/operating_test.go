@@ -361,12 +361,13 @@ func TestEveryRBACRuleIsNeeded(t *testing.T) {
 		2:  func(t *testing.T, e *rbacEnv) { e.expectDeletedDeploymentNotRecreated(t) },                     // foos get
 		3:  func(t *testing.T, e *rbacEnv) { e.expectNeverReady(t) },                                        // deployments list/watch
 		4:  func(t *testing.T, e *rbacEnv) { e.expectNoDeploymentAndFooSaysForbidden(t) },                   // deployments create
-		5:  func(t *testing.T, e *rbacEnv) { e.expectNoDeploymentAndFooSaysBlockOwnerDeletionForbidden(t) }, // foos/finalizers update
-		6:  func(t *testing.T, e *rbacEnv) { e.expectDriftNotReverted(t) },                                  // deployments update
-		7:  func(t *testing.T, e *rbacEnv) { e.expectConvergedWithoutEvents(t) },                            // events create
-		8:  func(t *testing.T, e *rbacEnv) { e.expectRepeatedEventNotCounted(t) },                           // events patch
-		9:  func(t *testing.T, e *rbacEnv) { e.expectScraperUnauthorized(t) },                               // tokenreviews create
-		10: func(t *testing.T, e *rbacEnv) { e.expectScraperNotAuthorized(t) },                              // subjectaccessreviews create
+		5:  func(t *testing.T, e *rbacEnv) { e.expectTakenNameNotIdentified(t) },                            // deployments get
+		6:  func(t *testing.T, e *rbacEnv) { e.expectNoDeploymentAndFooSaysBlockOwnerDeletionForbidden(t) }, // foos/finalizers update
+		7:  func(t *testing.T, e *rbacEnv) { e.expectDriftNotReverted(t) },                                  // deployments update
+		8:  func(t *testing.T, e *rbacEnv) { e.expectConvergedWithoutEvents(t) },                            // events create
+		9:  func(t *testing.T, e *rbacEnv) { e.expectRepeatedEventNotCounted(t) },                           // events patch
+		10: func(t *testing.T, e *rbacEnv) { e.expectScraperUnauthorized(t) },                               // tokenreviews create
+		11: func(t *testing.T, e *rbacEnv) { e.expectScraperNotAuthorized(t) },                              // subjectaccessreviews create
 	}
 	// The namespaced variant grants the same rules in one namespace, but for the reviews, which
 	// are cluster-scoped: its cluster-scoped part binds system:auth-delegator, which must hold
@@ -433,6 +434,9 @@ func TestEveryRBACRuleIsNeeded(t *testing.T) {
 			return err == nil && d.DeletionTimestamp == nil, fmt.Sprint(err)
 		})
 		waitForFooConverged(t, e.p, e.ns, "f", 60*time.Second)
+		// A name held by a Deployment without our label is found and reported.
+		e.createFooWantingATakenName(t)
+		waitForReadyReason(t, e.p, e.ns, "g", metav1.ConditionFalse, samplev1.ReasonDeploymentNotOwned)
 		eventually(t, e.p, 30*time.Second, "the scraper to read /metrics", func() (bool, string) {
 			code, body := httpsGet(e.metrics, e.scraper)
 			return code == http.StatusOK && strings.Contains(body, "workqueue_adds_total"), fmt.Sprintf("%d %.200s", code, body)
@@ -573,6 +577,37 @@ func (e *rbacEnv) expectNoDeploymentAndFooSaysForbidden(t *testing.T) {
 		t.Errorf("Ready message %q does not say what was forbidden", cond.Message)
 	}
 	e.hold(t, 5*time.Second, "no Deployment", func() (bool, string) { return !e.deploymentExists(), "the Deployment exists" })
+}
+
+// createFooWantingATakenName creates a Deployment "taken" without the controller's label (so
+// its informer never shows it) and a Foo "g" that wants that name.
+func (e *rbacEnv) createFooWantingATakenName(t *testing.T) {
+	t.Helper()
+	theirs := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "taken", Namespace: e.ns},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](0),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "theirs"}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "theirs"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "theirs:1"}}},
+			},
+		},
+	}
+	if _, err := kubeClient.AppsV1().Deployments(e.ns).Create(context.Background(), theirs, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	createFoo(t, newFoo(e.ns, "g", "taken", 1))
+}
+
+// expectTakenNameNotIdentified: the create refused with AlreadyExists, the controller cannot
+// read the Deployment holding the name, and says so on the Foo.
+func (e *rbacEnv) expectTakenNameNotIdentified(t *testing.T) {
+	e.createFooWantingATakenName(t)
+	cond := waitForReadyReason(t, e.p, e.ns, "g", metav1.ConditionFalse, samplev1.ReasonDeploymentRejected)
+	if !strings.Contains(cond.Message, "forbidden") || !strings.Contains(cond.Message, "cannot get resource") {
+		t.Errorf("Ready message %q does not say what was forbidden", cond.Message)
+	}
 }
 
 // expectNoDeploymentAndFooSaysBlockOwnerDeletionForbidden: RBAC lets the create through, but the
