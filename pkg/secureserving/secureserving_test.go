@@ -2,10 +2,12 @@ package secureserving
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -32,11 +34,22 @@ type reviewer struct {
 	users  map[string][]string            // token -> username, groups...
 	allow  map[string]map[string]struct{} // username -> paths
 	asked  []authorizationv1.SubjectAccessReviewSpec
+	tokens int  // TokenReviews answered
+	refuse bool // answer every review 403, as an API server does to a controller without the RBAC
 }
 
 func newReviewer(t *testing.T) *reviewer {
 	r := &reviewer{users: map[string][]string{}, allow: map[string]map[string]struct{}{}}
 	answer := func(w http.ResponseWriter, req *http.Request, obj interface{}, review func()) {
+		r.mu.Lock()
+		refuse := r.refuse
+		r.mu.Unlock()
+		if refuse {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			io.WriteString(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"Forbidden","code":403,"message":"reviews are forbidden"}`)
+			return
+		}
 		if err := json.NewDecoder(req.Body).Decode(obj); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
@@ -51,6 +64,7 @@ func newReviewer(t *testing.T) *reviewer {
 	mux.HandleFunc("POST /apis/authentication.k8s.io/v1/tokenreviews", func(w http.ResponseWriter, req *http.Request) {
 		var review authenticationv1.TokenReview
 		answer(w, req, &review, func() {
+			r.tokens++
 			if u, ok := r.users[review.Spec.Token]; ok {
 				review.Status = authenticationv1.TokenReviewStatus{Authenticated: true, User: authenticationv1.UserInfo{Username: u[0], Groups: u[1:]}}
 			}
@@ -67,7 +81,8 @@ func newReviewer(t *testing.T) *reviewer {
 	})
 	apiServer := httptest.NewServer(mux)
 	t.Cleanup(apiServer.Close)
-	r.client = kubernetes.NewForConfigOrDie(&rest.Config{Host: apiServer.URL})
+	// JSON, which this fake speaks (client-go would otherwise send protobuf, as to a real one).
+	r.client = kubernetes.NewForConfigOrDie(&rest.Config{Host: apiServer.URL, ContentConfig: rest.ContentConfig{ContentType: "application/json"}})
 	return r
 }
 
@@ -241,5 +256,105 @@ func TestConfigurationErrors(t *testing.T) {
 	if _, err := Start(ctx, Config{Name: "metrics", Address: "256.0.0.1:0", Client: newReviewer(t).client}, h); err == nil ||
 		!strings.Contains(err.Error(), "serving metrics on 256.0.0.1:0") {
 		t.Errorf("an address that cannot be bound: %v, want an error naming it", err)
+	}
+}
+
+// The API server's answers are cached for their TTL, a refusal too; then asked again.
+func TestReviewsAreCached(t *testing.T) {
+	r := newReviewer(t)
+	r.user("reader-token", "reader")
+	r.grant("reader", "/metrics")
+	d := newDelegation(r.client)
+	now := time.Now()
+	d.now = func() time.Time { return now }
+	h := d.wrap(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "secret") }))
+	serve := func(token, path string) int {
+		t.Helper()
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w.Code
+	}
+	counts := func() (tokens, accesses int) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.tokens, len(r.asked)
+	}
+	for range 3 {
+		if code := serve("reader-token", "/metrics"); code != http.StatusOK {
+			t.Fatalf("reader: %d", code)
+		}
+		if code := serve("reader-token", "/debug/pprof/"); code != http.StatusForbidden {
+			t.Fatalf("reader on another path: %d", code)
+		}
+		if code := serve("forged", "/metrics"); code != http.StatusUnauthorized {
+			t.Fatalf("forged token: %d", code)
+		}
+	}
+	if tokens, accesses := counts(); tokens != 2 || accesses != 2 {
+		t.Errorf("within the TTL: %d TokenReviews and %d SubjectAccessReviews, want 2 and 2 (one per token, one per path)", tokens, accesses)
+	}
+	now = now.Add(tokenReviewTTL)
+	serve("reader-token", "/metrics")
+	if tokens, accesses := counts(); tokens != 3 || accesses != 3 {
+		t.Errorf("after the TTL: %d TokenReviews and %d SubjectAccessReviews, want 3 and 3", tokens, accesses)
+	}
+}
+
+// When the API server refuses the reviews themselves (the controller lacks the RBAC), a caller
+// is refused, the reason logged (authentication) or answered (authorization), nothing cached.
+func TestRefusedReviews(t *testing.T) {
+	r := newReviewer(t)
+	r.user("reader-token", "reader")
+	r.grant("reader", "/metrics")
+	base := "https://" + start(t, Config{Client: r.client})
+	r.mu.Lock()
+	r.refuse = true
+	r.mu.Unlock()
+	if code, body := get(t, base+"/metrics", "reader-token"); code != http.StatusUnauthorized {
+		t.Errorf("TokenReview refused: %d %q, want 401", code, body)
+	}
+	r.mu.Lock()
+	r.refuse = false
+	r.mu.Unlock()
+	if code, _ := get(t, base+"/metrics", "reader-token"); code != http.StatusOK {
+		t.Errorf("once the reviews are allowed: %d, want 200 (a refusal is not cached)", code)
+	}
+
+	d := newDelegation(r.client)
+	user, err := d.authenticate(httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if user != nil || err != nil {
+		t.Errorf("no token: %v, %v; want nobody and no error", user, err)
+	}
+	r.mu.Lock()
+	r.refuse = true
+	r.mu.Unlock()
+	req := httptest.NewRequest(http.MethodGet, "/other", nil)
+	req.Header.Set("Authorization", "Bearer reader-token")
+	w := httptest.NewRecorder()
+	d.users.put(fmt.Sprintf("%x", sha256.Sum256([]byte("reader-token"))), &authenticationv1.UserInfo{Username: "reader"}, d.now())
+	d.wrap(http.NotFoundHandler()).ServeHTTP(w, req)
+	if w.Code != http.StatusInternalServerError || !strings.Contains(w.Body.String(), "reviews are forbidden") {
+		t.Errorf("SubjectAccessReview refused: %d %q, want 500 naming the refusal", w.Code, w.Body.String())
+	}
+}
+
+// The caches hold at most maxAnswers entries, whatever tokens callers send.
+func TestAnswersAreBounded(t *testing.T) {
+	var a answers[bool]
+	a.ttl = time.Minute
+	now := time.Now()
+	for i := range 3 * maxAnswers {
+		a.put(fmt.Sprint(i), true, now)
+	}
+	if n := len(a.entries); n > maxAnswers {
+		t.Errorf("%d entries, want at most %d", n, maxAnswers)
+	}
+	if _, ok := a.get(fmt.Sprint(3*maxAnswers-1), now); !ok {
+		t.Error("the newest answer is not cached")
+	}
+	if _, ok := a.get(fmt.Sprint(3*maxAnswers-1), now.Add(time.Minute)); ok {
+		t.Error("an answer is served past its TTL")
 	}
 }
