@@ -4,7 +4,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 
 BIN := bin/sample-controller
 
-.PHONY: help build image image-test test unit unit-foreign-env generate verify fmt vet e2e bench bench-smoke soak fuzz fuzz-smoke tour run cluster-bins cluster-up cluster-down
+.PHONY: help build image image-test test unit unit-foreign-env generate verify fmt vet e2e bench bench-smoke bench-peers bench-peers-smoke soak fuzz fuzz-smoke tour run cluster-bins cluster-up cluster-down
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -38,6 +38,12 @@ bench: ## The benchmark on a local cluster of its own (N=1000, 3 rounds, about 5
 bench-smoke: ## The benchmark at N=50: only checks that it still works
 	BENCH_NODES=3 BENCH_ARGS="--n=50 --pods-n=50 --memory-n=50 --latency-duration=2s --resync=5s --json=_output/bench/smoke.json" hack/bench.sh
 
+bench-peers: ## Side by side, each on a fresh cluster: this controller (defaults, tuned), a controller-runtime peer (defaults, 8 workers), a bare client, kubernetes/sample-controller (memory); N=1000, about 15 min
+	hack/bench-peers.sh
+
+bench-peers-smoke: ## bench-peers at N=50: only checks that it still works
+	PEERS_N=50 PEERS_UNRELATED=200 PEERS_NODES=3 hack/bench-peers.sh
+
 fuzz: ## Fuzz the sync path (syncFoo, driftedFields) for FUZZ_TIME per target (default 5m); a failing input lands in testdata/fuzz/
 	FUZZ_TIME=$${FUZZ_TIME:-5m} hack/fuzz.sh
 
@@ -64,6 +70,7 @@ vet:
 	go vet ./...
 	go vet -tags e2e ./test/e2e/
 	cd hack/image && go vet ./...
+	cd hack/bench-peers/controller-runtime && go vet ./...
 
 run: ## The main job: run the controller on the local cluster (or $$KUBECONFIG's) and show a Foo reconciled
 	hack/run.sh

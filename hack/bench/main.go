@@ -83,7 +83,25 @@ func main() {
 	flag.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "give up on one convergence after this long")
 	flag.IntVar(&cfg.rounds, "rounds", 3, "controller and floor runs per N in --n; the ratios reported are the medians")
 	flag.StringVar(&cfg.cpuProfile, "cpu-profile", "", "write a 20 s CPU profile of the controller, taken from the start of the first convergence run, to this file (go tool pprof FILE)")
+	// The side-by-side comparison (hack/bench-peers.sh): one run of one controller, its command
+	// after "--", or the table of several runs.
+	var pc peerConfig
+	flag.StringVar(&pc.name, "peer", "", "run only the side-by-side recipe (N = the first --n, replicas 1) for the controller whose command follows \"--\" ({kubeconfig} and {namespace} replaced), under this name")
+	flag.StringVar(&pc.kind, "peer-kind", "ours", "the Foo the peer speaks: ours, or kubernetes-sample (kubernetes/sample-controller: memory only, over Foos and Deployments made beforehand)")
+	flag.BoolVar(&pc.bare, "peer-bare", false, "after the peer, run the bare client in the same cluster")
+	flag.IntVar(&pc.bareQPS, "bare-qps", 1000, "the bare client's QPS")
+	flag.IntVar(&pc.bareAgents, "bare-goroutines", 16, "the bare client's goroutines")
+	flag.BoolVar(&pc.fresh, "peer-fresh", false, "after the peer, start this project's controller afresh over the converged Foos and read its peak RSS")
+	flag.IntVar(&pc.unrelated, "peer-unrelated", 0, "then create this many unrelated Deployments and read it again")
+	flag.StringVar(&pc.agentName, "peer-agent", "", "user agent prefix of the peer's requests (kubernetes-sample)")
+	peersTable := flag.Bool("peers-table", false, "print the side-by-side table of the peer runs saved in the JSON files given as arguments")
 	flag.Parse()
+	if *peersTable {
+		if err := printPeersTable(flag.Args()); err != nil {
+			fail(err)
+		}
+		return
+	}
 	var err error
 	if cfg.ns, err = parseInts(*nList); err == nil {
 		if cfg.podsN, err = parseInts(*podsList); err == nil {
@@ -96,7 +114,15 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	if err := run(cfg); err != nil {
+	if pc.name != "" {
+		if pc.command = flag.Args(); len(pc.command) == 0 {
+			fail(fmt.Errorf("--peer %s: no command after --", pc.name))
+		}
+		err = runPeer(cfg, pc)
+	} else {
+		err = run(cfg)
+	}
+	if err != nil {
 		fail(err)
 	}
 }

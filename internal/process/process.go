@@ -111,6 +111,43 @@ func (p *Process) StatusKiB(field string) (float64, error) {
 	return statusKiB(string(b), field)
 }
 
+// CPUSeconds is the CPU time the running process has used so far, user and system, from
+// /proc/PID/stat.
+func (p *Process) CPUSeconds() (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid()))
+	if err != nil {
+		return 0, err
+	}
+	return cpuSeconds(string(b), clockTicksPerSecond)
+}
+
+// clockTicksPerSecond is the unit of /proc/PID/stat's times (USER_HZ): 100 on every Linux
+// architecture Go supports.
+const clockTicksPerSecond = 100
+
+// cpuSeconds reads utime and stime (fields 14 and 15) of a /proc/PID/stat line. The command
+// name, field 2, is in parentheses and may itself hold spaces and parentheses, so the fields
+// are counted from the last ")".
+func cpuSeconds(stat string, ticks float64) (float64, error) {
+	end := strings.LastIndexByte(stat, ')')
+	if end < 0 {
+		return 0, fmt.Errorf("not a /proc/PID/stat line: %q", stat)
+	}
+	f := strings.Fields(stat[end+1:]) // from field 3 (state) on
+	if len(f) < 13 {
+		return 0, fmt.Errorf("a /proc/PID/stat line too short: %q", stat)
+	}
+	var total float64
+	for _, s := range f[11:13] { // fields 14 and 15
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return 0, fmt.Errorf("a /proc/PID/stat time %q: %w", s, err)
+		}
+		total += v
+	}
+	return total / ticks, nil
+}
+
 // statusKiB finds `FIELD:   1234 kB` in the text of a /proc/PID/status.
 func statusKiB(status, field string) (float64, error) {
 	for _, line := range strings.Split(status, "\n") {

@@ -121,3 +121,27 @@ func TestStatusKiB(t *testing.T) {
 		t.Errorf("StatusKiB(VmRSS) of a running process = %v, %v", kib, err)
 	}
 }
+
+func TestCPUSeconds(t *testing.T) {
+	// pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime ...
+	line := "4242 (a (weird) name) S 1 4242 4242 0 -1 4194560 500 0 0 0 250 75 0 0 20 0 9 0 100 0 0"
+	got, err := cpuSeconds(line, 100)
+	if err != nil || got != 3.25 {
+		t.Errorf("cpuSeconds = %v, %v; want 3.25 (250 + 75 ticks at 100/s)", got, err)
+	}
+	for _, bad := range []string{"no parenthesis", "1 (x) S 1 2", "1 (x) S 1 2 3 4 5 6 7 8 9 10 x 5"} {
+		if _, err := cpuSeconds(bad, 100); err == nil {
+			t.Errorf("cpuSeconds(%q) = nil error", bad)
+		}
+	}
+	// This process: some CPU used, not more than it has existed.
+	p := &Process{cmd: exec.Command("true")}
+	p.cmd.Process = &os.Process{Pid: os.Getpid()}
+	for time.Since(testStart) < 20*time.Millisecond {
+	}
+	if s, err := p.CPUSeconds(); err != nil || s <= 0 {
+		t.Errorf("CPUSeconds of this process = %v, %v; want > 0", s, err)
+	}
+}
+
+var testStart = time.Now()
