@@ -98,13 +98,13 @@ func (o *options) addFlags(fs *flag.FlagSet) {
 		"Address of the Kubernetes API server. Overrides the server in the kubeconfig.")
 	fs.StringVar(&o.namespace, "namespace", "",
 		"Watch Foos and Deployments in this namespace only. Empty: all namespaces.")
-	fs.IntVar(&o.workers, "workers", 4,
+	fs.IntVar(&o.workers, "workers", 16,
 		"Number of Foos synced in parallel. One Foo is never synced by two workers at once.")
 	fs.DurationVar(&o.resyncPeriod, "resync-period", 5*time.Minute,
 		"How often every Foo is re-checked from the cache even without a change. Costs no API requests for a converged Foo.")
-	fs.Float64Var(&o.qps, "kube-api-qps", 100,
-		"Sustained requests per second to the API server (client-go's default of 5 would throttle a thousand Foos).")
-	fs.IntVar(&o.burst, "kube-api-burst", 200,
+	fs.Float64Var(&o.qps, "kube-api-qps", 500,
+		"Sustained requests per second to the API server, per client: a ceiling against a runaway loop, not a pace (API Priority and Fairness shares the server; client-go's default of 5 would throttle a thousand Foos).")
+	fs.IntVar(&o.burst, "kube-api-burst", 1000,
 		"Requests allowed in a burst above --kube-api-qps.")
 	fs.StringVar(&o.contentType, "kube-api-content-type", runtime.ContentTypeProtobuf,
 		"Encoding of requests and responses for Kubernetes' own types (Deployments, Events, Leases): "+runtime.ContentTypeProtobuf+" or "+runtime.ContentTypeJSON+". Foos are always JSON (custom resources have no protobuf encoding).")
