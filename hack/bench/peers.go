@@ -340,9 +340,10 @@ func (b *bench) peerConvergence(ctx context.Context, dyn dynamic.Interface, pc p
 	return nil
 }
 
-// bareClient does only the necessary writes, with a budget of qps and the given goroutines,
-// each creating a Foo, then its Deployment, then writing its status; timed from the first Foo
-// create until a watch shows every status current.
+// bareClient does only the necessary writes with a budget of qps: the Foos are created as in
+// every run (16 goroutines), and as each create returns, one of `agents` goroutines creates its
+// Deployment and writes its status. Timed like the controllers: from the first Foo create until
+// a watch shows every status current.
 func (b *bench) bareClient(ctx context.Context, dyn dynamic.Interface, ns string, n int, replicas int32, qps, agents int, template *floorTemplate) (float64, error) {
 	if err := b.createNamespace(ctx, ns); err != nil {
 		return 0, err
@@ -358,18 +359,15 @@ func (b *bench) bareClient(ctx context.Context, dyn dynamic.Interface, ns string
 	}
 	rc.QPS, rc.Burst = float32(qps), 2*qps
 	kc, sc := kubernetes.NewForConfigOrDie(rc), clientset.NewForConfigOrDie(rc)
-	progress("bare client: %d Foo creates + Deployment creates + status writes, QPS %d, %d goroutines", n, qps, agents)
-	var next atomic.Int64
+	progress("bare client: %d Foo creates (16 goroutines) + Deployment creates + status writes (%d goroutines), QPS %d", n, agents, qps)
+	created := make(chan *samplev1.Foo, n)
 	var firstErr atomic.Value
-	var wg sync.WaitGroup
+	var writers sync.WaitGroup
 	start := time.Now()
 	for range agents {
-		wg.Go(func() {
-			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
-				f, err := sc.SamplecontrollerV1().Foos(ns).Create(ctx, foo(ns, i, replicas), metav1.CreateOptions{})
-				if err == nil {
-					_, err = kc.AppsV1().Deployments(ns).Create(ctx, template.deploymentFor(f), metav1.CreateOptions{})
-				}
+		writers.Go(func() {
+			for f := range created {
+				_, err := kc.AppsV1().Deployments(ns).Create(ctx, template.deploymentFor(f), metav1.CreateOptions{})
 				if err == nil {
 					f.Status.ObservedGeneration = f.Generation
 					f.Status.Conditions = []metav1.Condition{{Type: samplev1.ConditionReady, Status: metav1.ConditionFalse,
@@ -379,12 +377,28 @@ func (b *bench) bareClient(ctx context.Context, dyn dynamic.Interface, ns string
 				}
 				if err != nil {
 					firstErr.CompareAndSwap(nil, err)
-					return
 				}
 			}
 		})
 	}
-	wg.Wait()
+	var next atomic.Int64
+	var creators sync.WaitGroup
+	for range 16 {
+		creators.Go(func() {
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				// The bench's own client, as the Foos of every run; the writes are the bare client's.
+				f, err := b.sample.SamplecontrollerV1().Foos(ns).Create(ctx, foo(ns, i, replicas), metav1.CreateOptions{})
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				created <- f
+			}
+		})
+	}
+	creators.Wait()
+	close(created)
+	writers.Wait()
 	if err, _ := firstErr.Load().(error); err != nil {
 		return 0, fmt.Errorf("bare client: %w", err)
 	}
