@@ -23,7 +23,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -316,7 +315,7 @@ func (b *bench) peerConvergence(ctx context.Context, dyn dynamic.Interface, pc p
 		}
 		run.FreshPeakRSSMiB = m.PeakRSSMiB
 		if pc.unrelated > 0 {
-			if err := b.createUnrelatedDeployments(ctx, pc.unrelated); err != nil {
+			if err := b.createUnrelatedDeployments(ctx, ns, pc.unrelated); err != nil {
 				return err
 			}
 			m, err := b.memory(ns, run.N, true)
@@ -416,12 +415,9 @@ func (b *bench) bareClient(ctx context.Context, dyn dynamic.Interface, ns string
 }
 
 // createUnrelatedDeployments creates n Deployments that no Foo owns (replicas 0, no label of
-// the controller's) in a namespace of their own, as other teams' workloads would be.
-func (b *bench) createUnrelatedDeployments(ctx context.Context, n int) error {
-	ns := "peers-unrelated"
-	if err := b.createNamespace(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
-		return err
-	}
+// the controller's), as other workloads would be, in the Foos' own namespace: the controller
+// runs with --namespace here, and only its label selector may keep them out of its cache.
+func (b *bench) createUnrelatedDeployments(ctx context.Context, ns string, n int) error {
 	progress("creating %d unrelated Deployments in %s", n, ns)
 	var next atomic.Int64
 	var firstErr atomic.Value
