@@ -233,22 +233,11 @@ func (b *bench) startPeer(pc peerConfig, ns string) (*process.Process, error) {
 
 // createPeerFoos creates n Foos of a kind with 16 goroutines.
 func createPeerFoos(ctx context.Context, dyn dynamic.Interface, kind peerKind, ns string, n int, replicas int32) error {
-	var next atomic.Int64
-	var firstErr atomic.Value
-	var wg sync.WaitGroup
-	for range 16 {
-		wg.Go(func() {
-			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
-				u := kind.newFoo(ns, fmt.Sprintf("foo-%05d", i), replicas)
-				if _, err := dyn.Resource(kind.gvr).Namespace(ns).Create(ctx, u, metav1.CreateOptions{}); err != nil {
-					firstErr.CompareAndSwap(nil, err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if err, _ := firstErr.Load().(error); err != nil {
+	err := inParallel(n, 16, func(i int) error {
+		_, err := dyn.Resource(kind.gvr).Namespace(ns).Create(ctx, kind.newFoo(ns, fmt.Sprintf("foo-%05d", i), replicas), metav1.CreateOptions{})
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("creating Foos: %w", err)
 	}
 	return nil
@@ -380,25 +369,20 @@ func (b *bench) bareClient(ctx context.Context, dyn dynamic.Interface, ns string
 			}
 		})
 	}
-	var next atomic.Int64
-	var creators sync.WaitGroup
-	for range 16 {
-		creators.Go(func() {
-			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
-				// The bench's own client, as the Foos of every run; the writes are the bare client's.
-				f, err := b.sample.SamplecontrollerV1().Foos(ns).Create(ctx, foo(ns, i, replicas), metav1.CreateOptions{})
-				if err != nil {
-					firstErr.CompareAndSwap(nil, err)
-					return
-				}
-				created <- f
-			}
-		})
-	}
-	creators.Wait()
+	// The bench's own client creates the Foos, as in every run; the writes are the bare client's.
+	err = inParallel(n, 16, func(i int) error {
+		f, err := b.sample.SamplecontrollerV1().Foos(ns).Create(ctx, foo(ns, i, replicas), metav1.CreateOptions{})
+		if err == nil {
+			created <- f
+		}
+		return err
+	})
 	close(created)
 	writers.Wait()
-	if err, _ := firstErr.Load().(error); err != nil {
+	if err == nil {
+		err, _ = firstErr.Load().(error)
+	}
+	if err != nil {
 		return 0, fmt.Errorf("bare client: %w", err)
 	}
 	for {
@@ -419,28 +403,18 @@ func (b *bench) bareClient(ctx context.Context, dyn dynamic.Interface, ns string
 // runs with --namespace here, and only its label selector may keep them out of its cache.
 func (b *bench) createUnrelatedDeployments(ctx context.Context, ns string, n int) error {
 	progress("creating %d unrelated Deployments in %s", n, ns)
-	var next atomic.Int64
-	var firstErr atomic.Value
-	var wg sync.WaitGroup
-	for range 32 {
-		wg.Go(func() {
-			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
-				labels := map[string]string{"app": fmt.Sprintf("other-%05d", i)}
-				d := &appsv1.Deployment{
-					ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("other-%05d", i), Labels: labels},
-					Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](0), Selector: &metav1.LabelSelector{MatchLabels: labels},
-						Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
-							Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.com/other:1"}}}}},
-				}
-				if _, err := b.kube.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
-					firstErr.CompareAndSwap(nil, err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if err, _ := firstErr.Load().(error); err != nil {
+	err := inParallel(n, 32, func(i int) error {
+		labels := map[string]string{"app": fmt.Sprintf("other-%05d", i)}
+		d := &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("other-%05d", i), Labels: labels},
+			Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](0), Selector: &metav1.LabelSelector{MatchLabels: labels},
+				Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+					Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.com/other:1"}}}}},
+		}
+		_, err := b.kube.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{})
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("creating unrelated Deployments: %w", err)
 	}
 	return nil
@@ -465,32 +439,22 @@ func (b *bench) peerMemoryOnly(ctx context.Context, dyn dynamic.Interface, pc pe
 	if err != nil {
 		return err
 	}
-	var next atomic.Int64
-	var firstErr atomic.Value
-	var wg sync.WaitGroup
-	for range 16 {
-		wg.Go(func() {
-			for i := int(next.Add(1)) - 1; i < len(foos.Items); i = int(next.Add(1)) - 1 {
-				f := &foos.Items[i]
-				labels := map[string]string{"app": "nginx", "controller": f.GetName()}
-				d := &appsv1.Deployment{
-					ObjectMeta: metav1.ObjectMeta{Name: f.GetName(), Namespace: ns, Labels: labels,
-						OwnerReferences: []metav1.OwnerReference{{APIVersion: "samplecontroller.k8s.io/v1alpha1", Kind: "Foo",
-							Name: f.GetName(), UID: f.GetUID(), Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}}},
-					Spec: appsv1.DeploymentSpec{Replicas: ptr.To(run.Replicas), Selector: &metav1.LabelSelector{MatchLabels: labels},
-						Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
-							Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "nginx", Image: "nginx:latest"}}}}},
-				}
-				if _, err := b.kube.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
-					firstErr.CompareAndSwap(nil, err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if err, _ := firstErr.Load().(error); err != nil {
+	err = inParallel(len(foos.Items), 16, func(i int) error {
+		f := &foos.Items[i]
+		labels := map[string]string{"app": "nginx", "controller": f.GetName()}
+		d := &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: f.GetName(), Namespace: ns, Labels: labels,
+				OwnerReferences: []metav1.OwnerReference{{APIVersion: "samplecontroller.k8s.io/v1alpha1", Kind: "Foo",
+					Name: f.GetName(), UID: f.GetUID(), Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}}},
+			Spec: appsv1.DeploymentSpec{Replicas: ptr.To(run.Replicas), Selector: &metav1.LabelSelector{MatchLabels: labels},
+				Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+					Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "nginx", Image: "nginx:latest"}}}}},
+		}
+		_, err := b.kube.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{})
 		return err
+	})
+	if err != nil {
+		return fmt.Errorf("making kubernetes/sample-controller's Deployments: %w", err)
 	}
 	mark := b.auditMark()
 	p, err := b.startPeer(pc, ns)
