@@ -822,9 +822,28 @@ func TestSyncFooRecreateOnlyForAFooThatStillExists(t *testing.T) {
 // A name held by a Deployment the informer does not watch gives no event when it is freed, so
 // the Foo is checked again later, backing off (5s, 10s, ...), and writes nothing in between; once
 // the name is free, its Deployment is created and the backoff forgotten.
+// A Deployment without fooLabel that holds the Foo's name is invisible to the informer, so no
+// event says when it is deleted: whenever the sync cannot make it ours (someone else's, or ours
+// with a selector it cannot change), it is looked at again on a backing-off timer.
 func TestNameTakenByAnUnwatchedDeploymentIsCheckedAgainUntilFreed(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		mutate func(*appsv1.Deployment)
+	}{
+		{"someone else's", func(d *appsv1.Deployment) { d.Labels, d.OwnerReferences = nil, nil }},
+		{"ours with an older version's selector", func(d *appsv1.Deployment) {
+			d.Labels = map[string]string{"app": "from-an-older-version"}
+			d.Spec.Selector = &metav1.LabelSelector{MatchLabels: d.Labels}
+			d.Spec.Template.Labels = d.Labels
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testNameTakenByAnUnwatchedDeployment(t, tc.mutate) })
+	}
+}
+
+func testNameTakenByAnUnwatchedDeployment(t *testing.T, mutate func(*appsv1.Deployment)) {
 	foo := newFoo("test", 1).foo
-	theirs := newDeploymentFor(foo).mutate(func(d *appsv1.Deployment) { d.Labels, d.OwnerReferences = nil, nil }).d
+	theirs := newDeploymentFor(foo).mutate(mutate).d
 	f := newFixture(t, []*samplev1.Foo{foo}, nil)
 	f.addUnwatched(theirs)
 	now := time.Now()

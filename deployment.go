@@ -219,10 +219,13 @@ func (c *Controller) existingDeployment(ctx context.Context, foo *samplev1.Foo) 
 		logger.V(2).Info("Deployment already exists, though not yet in the cache", "deployment", name)
 		c.expectations.expect(name)
 		c.workqueue.AddAfter(key, expectationTimeout)
-	case !metav1.IsControlledBy(live, foo):
-		// Someone else's, and invisible to the informer: no event will say when the name is
-		// freed. Look again later, backing off (5s, 10s, ... 5m); until then a sync does not
-		// try to create it (the expectation says it exists).
+	case !metav1.IsControlledBy(live, foo) || selectorMismatch(newDeployment(foo), live):
+		// Invisible to the informer, and the sync will not make it ours: someone else's, or
+		// ours with a selector that cannot be changed (both reported on the Foo, for a person
+		// to act on). No event will say when the name is freed, so look again later, backing
+		// off (5s, 10s, ... 5m); until then a sync does not try to create it (the expectation
+		// says it exists). Ours with only the label removed needs none of this: the sync's
+		// drift repair puts the label back, and the informer sees it from then on.
 		wait := c.nameTakenBackoff.When(key)
 		logger.V(2).Info("Deployment's name is taken by one we do not watch; looking again later", "deployment", name, "in", wait)
 		c.expectations.expectFor(name, wait)

@@ -575,18 +575,27 @@ func TestFaultEtcdKilledAndRestarted(t *testing.T) {
 	faultCheckEndState(t, p, ns, mark, faultExpected{foos: faultFoos, creates: faultFoos, touched: faultFoos})
 }
 
-// The informers' watches expire: the controller is paused (SIGSTOP) while Foos are created,
-// changed and deleted, etcd is compacted at its newest revision, and the API server is
-// restarted. On resuming, each informer's watch resumes from a resourceVersion older than
-// anything the new API server's watch cache holds: 410 Gone ("too old resource version"), and
-// the informer lists again. It must then do each change once: nothing missed, nothing twice,
-// and nothing for the deleted Foos (the garbage collector removes their Deployments).
+// The informers' watches expire: the controller is paused (SIGSTOP), the API server is
+// restarted, and Foos are created, changed and deleted through the new API server, which the
+// paused controller has no connection to; then etcd is compacted at its newest revision. On
+// resuming, each informer holds a resourceVersion older than anything the new API server's
+// watch cache holds, and older than etcd's history: it cannot resume its watch and must list
+// again. It must then do each change once: nothing missed, nothing twice, and nothing for the
+// deleted Foos (the garbage collector removes their Deployments).
 //
-// Why the restart: compaction alone does not expire a watch. The API server serves watches
-// from its watch cache, which keeps its own window of events whatever etcd keeps (its
-// compactor trims only the cache's LIST snapshots), and a paused client's watch stays open;
-// on SIGCONT it simply reads the events that waited (tried: no 410, no re-list). A new API
-// server's cache starts at the current revision, so every older resourceVersion is too old.
+// Why restart before the changes: compaction alone does not expire a watch. The API server
+// serves watches from its watch cache, which keeps its own window of events whatever etcd keeps,
+// and a paused client's watch stays open; on SIGCONT it reads the events that waited in its
+// socket (tried: no 410, no re-list). Restarting after the changes is no better: the old API
+// server has already written them into the paused controller's socket. A new API server's cache
+// starts at the current revision, so every older resourceVersion is too old, and the changes
+// made after it started reach the controller only through the list.
+//
+// client-go's reflector takes one of two roads back, depending on how it saw its connection
+// die: it re-opens the watch from its resourceVersion and gets 410 Gone ("too old resource
+// version"), then lists; or it starts over at once with a list (a watch-list stream, which
+// serves the current state for any older resourceVersion, so no 410 is ever sent). Either is
+// correct; the test requires a list, and logs the road taken.
 func TestFaultWatchExpiry(t *testing.T) {
 	ensureCRD(t)
 	faultEnsureComponents(t, t.Logf)
@@ -601,6 +610,9 @@ func TestFaultWatchExpiry(t *testing.T) {
 	mark := auditMark(t)
 	logOffset := len(p.Log())
 	resume := faultPause(t, p)
+	faultCluster(t, []string{"LOCAL_CLUSTER_STOP_TIMEOUT=" + faultStopGrace}, "stop", "kube-apiserver")
+	faultCluster(t, nil, "start", "kube-apiserver")
+	faultWaitAPIReady(t, 2*time.Minute)
 
 	faultCreateFoos(t, ns, "new", added, added/4)
 	for i := withPods - changed/2; i < withPods+changed/2; i++ { // foo-015..024 lose their pod, foo-025..034 get one
@@ -614,29 +626,27 @@ func TestFaultWatchExpiry(t *testing.T) {
 		gone = append(gone, fooName(i))
 	}
 	faultCluster(t, nil, "compact")
-	faultCluster(t, []string{"LOCAL_CLUSTER_STOP_TIMEOUT=" + faultStopGrace}, "stop", "kube-apiserver")
-	faultCluster(t, nil, "start", "kube-apiserver")
-	back := faultWaitAPIReady(t, 2*time.Minute)
+	resumed := time.Now()
 	resume()
 
 	done := faultWaitConverged(t, p, ns, n+added-deleted, 2*time.Minute)
-	t.Logf("%d Foos converged %.1fs after the API server's /readyz was ok again (and the controller resumed)", n+added-deleted, done.Sub(back).Seconds())
+	t.Logf("%d Foos converged %.1fs after the controller resumed", n+added-deleted, done.Sub(resumed).Seconds())
 
-	// The re-list, as the controller's reflectors logged it.
+	// The re-list, as the controller's reflectors logged it (-v=4).
 	log := p.Log()[logOffset:]
 	for _, typ := range []string{"*v1.Foo", "*v1.Deployment"} {
-		expired := false
+		road := "started over with a list after its watch ended"
 		for _, line := range strings.Split(log, "\n") {
 			if strings.Contains(line, `"Watch closed"`) && strings.Contains(line, `type="`+typ+`"`) && strings.Contains(line, "too old resource version") {
-				expired = true
-				t.Logf("the %s informer's watch expired: %s", typ, line[strings.Index(line, `"Watch closed"`):])
+				road = "re-opened its watch and got 410 Gone: " + line[strings.Index(line, `"Watch closed"`):]
 				break
 			}
 		}
-		relisted := strings.Contains(log, `"Caches populated" type="`+typ+`"`)
-		if !expired || !relisted {
-			t.Errorf("the %s informer: watch expired with 410 (too old resource version): %v; listed again: %v; want both", typ, expired, relisted)
+		if !strings.Contains(log, `"Caches populated" type="`+typ+`"`) {
+			t.Errorf("the %s informer did not list again after its resourceVersion expired", typ)
+			continue
 		}
+		t.Logf("the %s informer listed again; it %s", typ, road)
 	}
 	faultEnsureComponents(t, t.Errorf)
 	faultCheckEndState(t, p, ns, mark, faultExpected{
