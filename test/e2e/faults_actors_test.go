@@ -210,9 +210,13 @@ func TestFaultKilledDuringUpdatesAndStatusWrites(t *testing.T) {
 
 	counts := actorsCount(controllerRequestsSince(t, mark, ns))
 	t.Logf("the controller's writes, both processes: %v", counts)
-	// One update per Deployment, plus the few that both processes made or retried.
-	if got := actorsSum(counts, "update deployments -> 200"); got < n || got > n+n/20 {
-		t.Errorf("%d successful Deployment updates for %d Foos, want between %d and %d", got, n, n, n+n/20)
+	// One update per Deployment, plus the few that both processes made or retried. An update
+	// in flight when the first process was killed is audited with 504 (its client went away),
+	// yet it may have been stored: the restarted process then finds that Deployment as wanted
+	// and leaves it alone. Those count towards "every Deployment updated", not as successes.
+	got, cut := actorsSum(counts, "update deployments -> 200"), actorsSum(counts, "update deployments -> 504")
+	if got+cut < n || got > n+n/20 {
+		t.Errorf("%d successful Deployment updates (and %d cut off by the kill) for %d Foos, want between %d and %d", got, cut, n, n, n+n/20)
 	}
 	if got := actorsSum(counts, "create deployments"); got != 0 {
 		t.Errorf("%d Deployment creates, want none: every Deployment existed", got)
