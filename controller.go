@@ -114,6 +114,9 @@ type Controller struct {
 	// expectations remembers the Deployments we created until the cache shows them, so that a
 	// sync in between does not create them again (expectations.go).
 	expectations *deploymentExpectations
+	// ownWrites remembers the versions our updates replaced until the cache shows the writes,
+	// so that a sync in between does not write again from the past (expectations.go).
+	ownWrites *ownWrites
 	// nameTakenBackoff paces the re-checks of a Foo whose Deployment name is held by a
 	// Deployment the informer does not watch (see existingDeployment).
 	nameTakenBackoff workqueue.TypedRateLimiter[cache.ObjectName]
@@ -174,6 +177,7 @@ func NewController(
 		eventBroadcaster: eventBroadcaster,
 		recorder:         recorder,
 		expectations:     newDeploymentExpectations(expectationTimeout),
+		ownWrites:        newOwnWrites(expectationTimeout),
 	}
 	c.syncHandler = c.syncFoo
 	c.conflictBackoff = workqueue.NewTypedItemExponentialFailureRateLimiter[cache.ObjectName](conflictSafetyNet, 5*time.Minute)
@@ -207,7 +211,7 @@ func NewController(
 		// Deployment (and, through their own ownerReferences, its ReplicaSets and Pods) once the
 		// Foo is gone. We still enqueue the key: syncFoo then finds no Foo and returns, which
 		// clears any retry state the queue kept for it.
-		DeleteFunc: func(obj interface{}) { c.enqueueFoo(ctx, obj, "deleted") },
+		DeleteFunc: func(obj interface{}) { c.fooDeleted(ctx, obj) },
 	}); err != nil {
 		return nil, fmt.Errorf("adding Foo event handlers: %w", err)
 	}
@@ -317,8 +321,18 @@ func (c *Controller) handleDeployment(ctx context.Context, obj interface{}) {
 func (c *Controller) deploymentDeleted(ctx context.Context, obj interface{}) {
 	if name, err := cache.DeletionHandlingObjectToName(obj); err == nil {
 		c.expectations.observed(name)
+		c.ownWrites.forget(deploymentResource, name)
 	}
 	c.handleDeployment(ctx, obj)
+}
+
+// fooDeleted: nothing of ours to wait for on a deleted Foo; as for any change, its key is
+// synced (and finds no Foo).
+func (c *Controller) fooDeleted(ctx context.Context, obj interface{}) {
+	if name, err := cache.DeletionHandlingObjectToName(obj); err == nil {
+		c.ownWrites.forget(fooResource, name)
+	}
+	c.enqueueFoo(ctx, obj, "deleted")
 }
 
 // resolveControllerRef returns the Foo that a controller ownerReference points to, or nil if
@@ -497,6 +511,13 @@ func (c *Controller) syncFoo(ctx context.Context, key cache.ObjectName) error {
 	if err != nil {
 		return err
 	}
+	if c.ownWrites.cacheIsBehind(fooResource, key, foo.ResourceVersion) {
+		// The cache still shows the Foo as it was before our last status write: a status
+		// computed from it would be written with a stale resourceVersion (a sure 409). The
+		// write's watch event brings the key back.
+		logger.V(4).Info("Waiting for the Foo cache to show our status write")
+		return nil
+	}
 	// A Foo deleted with propagationPolicy=Foreground stays until the garbage collector has
 	// deleted its Deployment: re-creating the Deployment now would fight the collector.
 	if foo.DeletionTimestamp != nil {
@@ -526,6 +547,11 @@ func (c *Controller) syncFoo(ctx context.Context, key cache.ObjectName) error {
 		return err
 	default:
 		c.expectations.observed(deploymentName)
+		if c.ownWrites.cacheIsBehind(deploymentResource, deploymentName, deployment.ResourceVersion) {
+			// As above, for the Deployment we updated moments ago: its event brings the Foo back.
+			logger.V(4).Info("Waiting for the Deployment cache to show our update", "deployment", deploymentName)
+			return nil
+		}
 	}
 
 	// ...be ours: metav1.IsControlledBy compares the controller ownerReference's UID with the

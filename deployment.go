@@ -280,6 +280,9 @@ func (c *Controller) repairDrift(ctx context.Context, foo *samplev1.Foo, desired
 	// PUT /apis/apps/v1/namespaces/NS/deployments/NAME
 	updated, err := c.kubeclientset.AppsV1().Deployments(foo.Namespace).Update(ctx, updated,
 		metav1.UpdateOptions{FieldManager: controllerAgentName})
+	if err == nil {
+		c.ownWrites.wrote(deploymentResource, cache.MetaObjectToName(updated), deployment.ResourceVersion, updated.ResourceVersion)
+	}
 	if isRejection(err) {
 		// e.g. an admission policy capping replicas.
 		return nil, c.reportRejection(ctx, foo, deployment, "updating", err)

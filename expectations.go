@@ -4,7 +4,11 @@ import (
 	"sync"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/tools/cache"
+
+	samplev1 "example.com/sample-controller/pkg/apis/samplecontroller/v1"
 )
 
 // deploymentExpectations remembers the Deployments this controller has just created (or was
@@ -58,4 +62,84 @@ func (e *deploymentExpectations) observed(deployment cache.ObjectName) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	delete(e.deadline, deployment)
+}
+
+// ownWrites remembers, for each object this controller has just updated, the resourceVersion
+// its write replaced, until the cache shows another. A sync that reads the object at that
+// version from the cache is looking at the past: the workqueue hands a key out again right
+// after a sync when an event came in meanwhile, and that is usually before the watch event of
+// the sync's own write. Acting on the past would repeat the write with a resourceVersion the
+// API server has moved past, a certain 409 Conflict; the sync waits for the event instead.
+// A record ends when the cache shows another version, when the object is deleted, or after ttl.
+type ownWrites struct {
+	ttl time.Duration
+	now func() time.Time // time.Now; tests move it
+
+	mu       sync.Mutex
+	replaced map[ownWriteKey]replacedVersion
+}
+
+// The resources whose writes ownWrites remembers.
+var (
+	deploymentResource = appsv1.Resource("deployments")
+	fooResource        = samplev1.Resource("foos")
+)
+
+// ownWriteKey names an object: its resource (deployments.apps, foos.samplecontroller...) and
+// namespace/name.
+type ownWriteKey struct {
+	resource schema.GroupResource
+	name     cache.ObjectName
+}
+
+type replacedVersion struct {
+	resourceVersion string
+	deadline        time.Time
+}
+
+func newOwnWrites(ttl time.Duration) *ownWrites {
+	return &ownWrites{ttl: ttl, now: time.Now, replaced: map[ownWriteKey]replacedVersion{}}
+}
+
+// wrote records that our write replaced the object's version replaced with written.
+// A write that changed nothing keeps the object's version and brings no event: not recorded.
+func (w *ownWrites) wrote(resource schema.GroupResource, name cache.ObjectName, replaced, written string) {
+	if replaced == "" || replaced == written {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.replaced[ownWriteKey{resource, name}] = replacedVersion{resourceVersion: replaced, deadline: w.now().Add(w.ttl)}
+}
+
+// cacheIsBehind says whether the cache, showing the object at version cached, has yet to show
+// our last write of it. Versions are compared for equality only (a resourceVersion is opaque):
+// any version other than the one our write replaced means the cache has caught up, or that
+// someone wrote after us, and either way the sync acts on what it shows.
+func (w *ownWrites) cacheIsBehind(resource schema.GroupResource, name cache.ObjectName, cached string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	key := ownWriteKey{resource, name}
+	r, ok := w.replaced[key]
+	if !ok {
+		return false
+	}
+	if r.resourceVersion != cached || !w.now().Before(r.deadline) {
+		delete(w.replaced, key)
+		return false
+	}
+	return true
+}
+
+// forget ends the record of a deleted object.
+func (w *ownWrites) forget(resource schema.GroupResource, name cache.ObjectName) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.replaced, ownWriteKey{resource, name})
+}
+
+func (w *ownWrites) len() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.replaced)
 }

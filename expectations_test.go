@@ -1,11 +1,16 @@
 package main
 
 import (
+	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
+	core "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2/ktesting"
 
@@ -137,6 +142,207 @@ func TestExpectationEnds(t *testing.T) {
 func (f *fixture) addDeploymentToCache(t *testing.T, d *appsv1.Deployment) {
 	t.Helper()
 	if err := f.deploymentCache.Add(d); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// bumpResourceVersions makes the fake API server do what the real one does on every write that
+// changes an object: give it a new resourceVersion (the fake tracker keeps the one it is sent).
+func (f *fixture) bumpResourceVersions() {
+	var rv atomic.Int64
+	rv.Store(1000)
+	bump := func(a core.Action) (bool, runtime.Object, error) {
+		if u, ok := a.(core.UpdateAction); ok {
+			if m, err := meta.Accessor(u.GetObject()); err == nil {
+				m.SetResourceVersion(fmt.Sprint(rv.Add(1)))
+			}
+		}
+		return false, nil, nil // and on to the tracker, which stores it
+	}
+	f.kubeclient.PrependReactor("update", "deployments", bump)
+	f.client.PrependReactor("update", "foos", bump)
+}
+
+// A sync that runs before the cache shows this controller's own last write (the workqueue hands
+// a key out again right after a sync when an event came in meanwhile, which is usually before
+// the watch event of that sync's write) reads the version the write replaced. Acting on it
+// would repeat the write with a resourceVersion the API server has moved past: a certain 409
+// Conflict. It waits for the event instead, and acts on what the event brings.
+func TestNoWriteFromACacheThatHasNotSeenOurLastWrite(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	scaled := newFoo("test", 2).generation(2).foo // replicas 1 -> 2: the Deployment must be updated
+	stale := newDeploymentFor(newFoo("test", 1).foo).available().d
+
+	t.Run("Deployment update", func(t *testing.T) {
+		f := newFixture(t, []*samplev1.Foo{scaled}, []*appsv1.Deployment{stale})
+		f.bumpResourceVersions()
+		key := cache.MetaObjectToName(scaled)
+		if err := f.controller.syncFoo(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+		if w := describe(f.writes()); !slices.Equal(w, []string{"update deployments", "update foos/status"}) {
+			t.Fatalf("first sync wrote %q, want the Deployment update and the status", w)
+		}
+		f.kubeclient.ClearActions()
+		f.client.ClearActions()
+
+		// Neither cache has the writes yet: the same Foo, the same Deployment.
+		if err := f.controller.syncFoo(ctx, key); err != nil {
+			t.Fatalf("a sync before the cache caught up = %v, want nil: the write's event brings the key back", err)
+		}
+		if w := describe(f.writes()); len(w) != 0 {
+			t.Errorf("a sync on the cache of before our update wrote %q, want nothing (each would be a 409)", w)
+		}
+		f.kubeclient.ClearActions()
+		f.client.ClearActions()
+
+		// The Deployment's event arrives, the Foo's not yet: still nothing to do.
+		f.deploymentEventArrives(t, scaled)
+		if err := f.controller.syncFoo(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+		if w := describe(f.writes()); len(w) != 0 {
+			t.Errorf("after the Deployment's event, with the Foo's not yet in: wrote %q, want nothing", w)
+		}
+		// Both caches have caught up: the sync acts on them, and finds the Deployment as the
+		// Foo wants it and the status as it is.
+		f.fooEventArrives(t, scaled)
+		if err := f.controller.syncFoo(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+		if w := describe(f.writes()); len(w) != 0 {
+			t.Errorf("with both caches caught up: wrote %q, want nothing", w)
+		}
+		if n := f.controller.ownWrites.len(); n != 0 {
+			t.Errorf("%d writes still remembered once the cache showed them, want 0", n)
+		}
+	})
+
+	t.Run("status update", func(t *testing.T) {
+		foo := newFoo("test", 1).foo // never reported on
+		f := newFixture(t, []*samplev1.Foo{foo}, []*appsv1.Deployment{newDeploymentFor(foo).available().d})
+		f.bumpResourceVersions()
+		key := cache.MetaObjectToName(foo)
+		if err := f.controller.syncFoo(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+		if w := describe(f.writes()); !slices.Equal(w, []string{"update foos/status"}) {
+			t.Fatalf("first sync wrote %q, want the status", w)
+		}
+		f.client.ClearActions()
+		if err := f.controller.syncFoo(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+		if w := describe(f.writes()); len(w) != 0 {
+			t.Errorf("a sync on the Foo of before our status write wrote %q, want nothing (it would be a 409)", w)
+		}
+		f.client.ClearActions()
+		// The Foo's event: converged, nothing to write.
+		f.fooEventArrives(t, foo)
+		if err := f.controller.syncFoo(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+		if w := describe(f.writes()); len(w) != 0 {
+			t.Errorf("after the status write's event: wrote %q, want nothing", w)
+		}
+	})
+
+	t.Run("someone else changed the object since", func(t *testing.T) {
+		// The cache shows a version other than the one we replaced: not ours to wait for.
+		f := newFixture(t, []*samplev1.Foo{scaled}, []*appsv1.Deployment{stale})
+		f.bumpResourceVersions()
+		key := cache.MetaObjectToName(scaled)
+		if err := f.controller.syncFoo(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+		f.kubeclient.ClearActions()
+		f.fooEventArrives(t, scaled) // our status write is in the Foo cache
+		edited := stale.DeepCopy()
+		edited.ResourceVersion = "999" // someone's write, after ours, scaled it back
+		f.addDeploymentToCache(t, edited)
+		if err := f.controller.syncFoo(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+		if w := describe(f.kubeclient.Actions()); !slices.Equal(w, []string{"update deployments"}) {
+			t.Errorf("drift after our write: requests %q, want the repair", w)
+		}
+	})
+
+	t.Run("the cache never catches up", func(t *testing.T) {
+		f := newFixture(t, []*samplev1.Foo{scaled}, []*appsv1.Deployment{stale})
+		f.bumpResourceVersions()
+		clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+		f.controller.ownWrites.now = clock.now
+		key := cache.MetaObjectToName(scaled)
+		if err := f.controller.syncFoo(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+		f.kubeclient.ClearActions()
+		clock.t = clock.t.Add(expectationTimeout + time.Second)
+		_ = f.controller.syncFoo(ctx, key) // a 409 from the fake would be the truth here; any answer will do
+		if w := describe(f.kubeclient.Actions()); !slices.Equal(w, []string{"update deployments"}) {
+			t.Errorf("after the deadline: requests %q, want the update tried again", w)
+		}
+	})
+
+	t.Run("a write that changed nothing is not waited for", func(t *testing.T) {
+		// The API server keeps the resourceVersion of a write that changes nothing, and sends no
+		// event for it: waiting for one would stall the Foo until the deadline.
+		f := newFixture(t, []*samplev1.Foo{scaled}, []*appsv1.Deployment{stale}) // no bump: the fake keeps the version
+		key := cache.MetaObjectToName(scaled)
+		if err := f.controller.syncFoo(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+		f.kubeclient.ClearActions()
+		if err := f.controller.syncFoo(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+		if w := describe(f.kubeclient.Actions()); !slices.Equal(w, []string{"update deployments"}) {
+			t.Errorf("requests %q, want the sync to act on the cache as it is", w)
+		}
+	})
+}
+
+// The record of a write ends with the object: a deleted Foo or Deployment leaves nothing behind.
+func TestOwnWritesEndWithTheObject(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	scaled := newFoo("test", 2).generation(2).foo
+	f := newFixture(t, []*samplev1.Foo{scaled}, []*appsv1.Deployment{newDeploymentFor(newFoo("test", 1).foo).available().d})
+	f.bumpResourceVersions()
+	if err := f.controller.syncFoo(ctx, cache.MetaObjectToName(scaled)); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.controller.ownWrites.len(); n != 2 {
+		t.Fatalf("%d writes remembered, want 2 (the Deployment, the Foo's status)", n)
+	}
+	d, _ := f.controller.deploymentsLister.Deployments(scaled.Namespace).Get(scaled.Spec.Deployment.Name)
+	f.controller.deploymentDeleted(ctx, d)
+	f.controller.fooDeleted(ctx, cache.DeletedFinalStateUnknown{Key: cache.MetaObjectToName(scaled).String(), Obj: scaled})
+	if n := f.controller.ownWrites.len(); n != 0 {
+		t.Errorf("%d writes remembered after both objects were deleted, want 0", n)
+	}
+}
+
+// fooEventArrives puts the API server's copy of foo in the Foo cache, as its watch event does.
+func (f *fixture) fooEventArrives(t *testing.T, foo *samplev1.Foo) {
+	t.Helper()
+	obj, err := f.client.Tracker().Get(fooResource.WithVersion("v1"), foo.Namespace, foo.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.controller.foosIndexer.Update(obj); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// deploymentEventArrives puts the API server's copy of foo's Deployment in the Deployment cache.
+func (f *fixture) deploymentEventArrives(t *testing.T, foo *samplev1.Foo) {
+	t.Helper()
+	obj, err := f.kubeclient.Tracker().Get(deploymentResource.WithVersion("v1"), foo.Namespace, foo.Spec.Deployment.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.deploymentCache.Update(obj); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 
 	samplev1 "example.com/sample-controller/pkg/apis/samplecontroller/v1"
@@ -154,7 +155,7 @@ func (c *Controller) updateFooStatus(ctx context.Context, foo *samplev1.Foo, dep
 	// main resource ignores status changes: users own spec, the controller owns status.
 	klog.FromContext(ctx).V(2).Info("Status changed; updating it", "ready", ready.Status, "reason", ready.Reason,
 		"availableReplicas", fooCopy.Status.AvailableReplicas)
-	_, err := c.sampleclientset.SamplecontrollerV1().Foos(foo.Namespace).UpdateStatus(ctx, fooCopy,
+	updated, err := c.sampleclientset.SamplecontrollerV1().Foos(foo.Namespace).UpdateStatus(ctx, fooCopy,
 		metav1.UpdateOptions{FieldManager: controllerAgentName})
 	if apierrors.IsNotFound(err) {
 		return nil // deleted while we worked; nothing left to report on
@@ -162,6 +163,7 @@ func (c *Controller) updateFooStatus(ctx context.Context, foo *samplev1.Foo, dep
 	if err != nil {
 		return err
 	}
+	c.ownWrites.wrote(fooResource, cache.MetaObjectToName(foo), foo.ResourceVersion, updated.ResourceVersion)
 	if isWarning(ready) && (previous == nil || previous.Reason != ready.Reason || previous.Message != ready.Message) {
 		c.recorder.Event(foo, corev1.EventTypeWarning, ready.Reason, ready.Message)
 	}
