@@ -280,9 +280,6 @@ func (c *Controller) repairDrift(ctx context.Context, foo *samplev1.Foo, desired
 	// PUT /apis/apps/v1/namespaces/NS/deployments/NAME
 	updated, err := c.kubeclientset.AppsV1().Deployments(foo.Namespace).Update(ctx, updated,
 		metav1.UpdateOptions{FieldManager: controllerAgentName})
-	if err == nil {
-		c.ownWrites.wrote(deploymentResource, cache.MetaObjectToName(updated), deployment.ResourceVersion, updated.ResourceVersion)
-	}
 	if isRejection(err) {
 		// e.g. an admission policy capping replicas.
 		return nil, c.reportRejection(ctx, foo, deployment, "updating", err)
@@ -290,6 +287,7 @@ func (c *Controller) repairDrift(ctx context.Context, foo *samplev1.Foo, desired
 	if err != nil {
 		return nil, fmt.Errorf("updating Deployment %s/%s: %w", foo.Namespace, foo.Spec.Deployment.Name, err)
 	}
+	c.ownWrites.wrote(deploymentResource, cache.MetaObjectToName(updated), deployment.ResourceVersion, updated.ResourceVersion)
 	c.recorder.Eventf(foo, corev1.EventTypeNormal, samplev1.EventReasonDeploymentUpdated, "Updated Deployment %s to match the Foo's spec (%s)",
 		updated.Name, strings.Join(drifted, ", "))
 	return updated, nil
