@@ -1,16 +1,11 @@
 package main
 
 import (
-	"fmt"
 	"slices"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/runtime"
-	core "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2/ktesting"
 
@@ -146,23 +141,6 @@ func (f *fixture) addDeploymentToCache(t *testing.T, d *appsv1.Deployment) {
 	}
 }
 
-// bumpResourceVersions makes the fake API server do what the real one does on every write that
-// changes an object: give it a new resourceVersion (the fake tracker keeps the one it is sent).
-func (f *fixture) bumpResourceVersions() {
-	var rv atomic.Int64
-	rv.Store(1000)
-	bump := func(a core.Action) (bool, runtime.Object, error) {
-		if u, ok := a.(core.UpdateAction); ok {
-			if m, err := meta.Accessor(u.GetObject()); err == nil {
-				m.SetResourceVersion(fmt.Sprint(rv.Add(1)))
-			}
-		}
-		return false, nil, nil // and on to the tracker, which stores it
-	}
-	f.kubeclient.PrependReactor("update", "deployments", bump)
-	f.client.PrependReactor("update", "foos", bump)
-}
-
 // A sync that runs before the cache shows this controller's own last write (the workqueue hands
 // a key out again right after a sync when an event came in meanwhile, which is usually before
 // the watch event of that sync's write) reads the version the write replaced. Acting on it
@@ -175,7 +153,7 @@ func TestNoWriteFromACacheThatHasNotSeenOurLastWrite(t *testing.T) {
 
 	t.Run("Deployment update", func(t *testing.T) {
 		f := newFixture(t, []*samplev1.Foo{scaled}, []*appsv1.Deployment{stale})
-		f.bumpResourceVersions()
+		newAPIServer(f, faultNone) // new resourceVersions, 409 for a stale one
 		key := cache.MetaObjectToName(scaled)
 		if err := f.controller.syncFoo(ctx, key); err != nil {
 			t.Fatal(err)
@@ -196,17 +174,17 @@ func TestNoWriteFromACacheThatHasNotSeenOurLastWrite(t *testing.T) {
 		f.kubeclient.ClearActions()
 		f.client.ClearActions()
 
-		// The Deployment's event arrives, the Foo's not yet: still nothing to do.
-		f.deploymentEventArrives(t, scaled)
+		// The Foo's event arrives, the Deployment's not yet: still nothing to do.
+		catchUp(t, f, key, "")
 		if err := f.controller.syncFoo(ctx, key); err != nil {
 			t.Fatal(err)
 		}
 		if w := describe(f.writes()); len(w) != 0 {
-			t.Errorf("after the Deployment's event, with the Foo's not yet in: wrote %q, want nothing", w)
+			t.Errorf("after the Foo's event, with the Deployment's not yet in: wrote %q, want nothing", w)
 		}
 		// Both caches have caught up: the sync acts on them, and finds the Deployment as the
 		// Foo wants it and the status as it is.
-		f.fooEventArrives(t, scaled)
+		catchUp(t, f, key, scaled.Spec.Deployment.Name)
 		if err := f.controller.syncFoo(ctx, key); err != nil {
 			t.Fatal(err)
 		}
@@ -221,7 +199,7 @@ func TestNoWriteFromACacheThatHasNotSeenOurLastWrite(t *testing.T) {
 	t.Run("status update", func(t *testing.T) {
 		foo := newFoo("test", 1).foo // never reported on
 		f := newFixture(t, []*samplev1.Foo{foo}, []*appsv1.Deployment{newDeploymentFor(foo).available().d})
-		f.bumpResourceVersions()
+		newAPIServer(f, faultNone) // new resourceVersions, 409 for a stale one
 		key := cache.MetaObjectToName(foo)
 		if err := f.controller.syncFoo(ctx, key); err != nil {
 			t.Fatal(err)
@@ -238,7 +216,7 @@ func TestNoWriteFromACacheThatHasNotSeenOurLastWrite(t *testing.T) {
 		}
 		f.client.ClearActions()
 		// The Foo's event: converged, nothing to write.
-		f.fooEventArrives(t, foo)
+		catchUp(t, f, key, "")
 		if err := f.controller.syncFoo(ctx, key); err != nil {
 			t.Fatal(err)
 		}
@@ -250,15 +228,18 @@ func TestNoWriteFromACacheThatHasNotSeenOurLastWrite(t *testing.T) {
 	t.Run("someone else changed the object since", func(t *testing.T) {
 		// The cache shows a version other than the one we replaced: not ours to wait for.
 		f := newFixture(t, []*samplev1.Foo{scaled}, []*appsv1.Deployment{stale})
-		f.bumpResourceVersions()
+		newAPIServer(f, faultNone) // new resourceVersions, 409 for a stale one
 		key := cache.MetaObjectToName(scaled)
 		if err := f.controller.syncFoo(ctx, key); err != nil {
 			t.Fatal(err)
 		}
 		f.kubeclient.ClearActions()
-		f.fooEventArrives(t, scaled) // our status write is in the Foo cache
+		catchUp(t, f, key, "") // our status write is in the Foo cache
 		edited := stale.DeepCopy()
 		edited.ResourceVersion = "999" // someone's write, after ours, scaled it back
+		if err := f.kubeclient.Tracker().Update(deploymentsResource, edited, edited.Namespace); err != nil {
+			t.Fatal(err)
+		}
 		f.addDeploymentToCache(t, edited)
 		if err := f.controller.syncFoo(ctx, key); err != nil {
 			t.Fatal(err)
@@ -270,7 +251,7 @@ func TestNoWriteFromACacheThatHasNotSeenOurLastWrite(t *testing.T) {
 
 	t.Run("the cache never catches up", func(t *testing.T) {
 		f := newFixture(t, []*samplev1.Foo{scaled}, []*appsv1.Deployment{stale})
-		f.bumpResourceVersions()
+		newAPIServer(f, faultNone) // new resourceVersions, 409 for a stale one
 		clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 		f.controller.ownWrites.now = clock.now
 		key := cache.MetaObjectToName(scaled)
@@ -279,7 +260,7 @@ func TestNoWriteFromACacheThatHasNotSeenOurLastWrite(t *testing.T) {
 		}
 		f.kubeclient.ClearActions()
 		clock.t = clock.t.Add(expectationTimeout + time.Second)
-		_ = f.controller.syncFoo(ctx, key) // a 409 from the fake would be the truth here; any answer will do
+		_ = f.controller.syncFoo(ctx, key) // answered 409, as the API server would: the cache really is stale
 		if w := describe(f.kubeclient.Actions()); !slices.Equal(w, []string{"update deployments"}) {
 			t.Errorf("after the deadline: requests %q, want the update tried again", w)
 		}
@@ -308,7 +289,7 @@ func TestOwnWritesEndWithTheObject(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	scaled := newFoo("test", 2).generation(2).foo
 	f := newFixture(t, []*samplev1.Foo{scaled}, []*appsv1.Deployment{newDeploymentFor(newFoo("test", 1).foo).available().d})
-	f.bumpResourceVersions()
+	newAPIServer(f, faultNone) // new resourceVersions, 409 for a stale one
 	if err := f.controller.syncFoo(ctx, cache.MetaObjectToName(scaled)); err != nil {
 		t.Fatal(err)
 	}
@@ -320,29 +301,5 @@ func TestOwnWritesEndWithTheObject(t *testing.T) {
 	f.controller.fooDeleted(ctx, cache.DeletedFinalStateUnknown{Key: cache.MetaObjectToName(scaled).String(), Obj: scaled})
 	if n := f.controller.ownWrites.len(); n != 0 {
 		t.Errorf("%d writes remembered after both objects were deleted, want 0", n)
-	}
-}
-
-// fooEventArrives puts the API server's copy of foo in the Foo cache, as its watch event does.
-func (f *fixture) fooEventArrives(t *testing.T, foo *samplev1.Foo) {
-	t.Helper()
-	obj, err := f.client.Tracker().Get(fooResource.WithVersion("v1"), foo.Namespace, foo.Name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.controller.foosIndexer.Update(obj); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// deploymentEventArrives puts the API server's copy of foo's Deployment in the Deployment cache.
-func (f *fixture) deploymentEventArrives(t *testing.T, foo *samplev1.Foo) {
-	t.Helper()
-	obj, err := f.kubeclient.Tracker().Get(deploymentResource.WithVersion("v1"), foo.Namespace, foo.Spec.Deployment.Name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.deploymentCache.Update(obj); err != nil {
-		t.Fatal(err)
 	}
 }
