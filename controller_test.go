@@ -739,6 +739,13 @@ func TestSyncFooIsIdempotent(t *testing.T) {
 // first create makes no such request.
 func TestSyncFooRecreateOnlyForAFooThatStillExists(t *testing.T) {
 	reported := newFoo("test", 1).converged().foo
+	// What the controller reported after the API server refused its create: no Deployment of
+	// ours has existed since, as for a new Foo.
+	createRefused := newFoo("test", 1).readyReason(metav1.ConditionFalse, samplev1.ReasonDeploymentRejected,
+		"the API server refused creating Deployment test-deploy (Forbidden): exceeded quota").foo
+	// The same after a refused update: the Deployment existed.
+	updateRefused := newFoo("test", 1).readyReason(metav1.ConditionFalse, samplev1.ReasonDeploymentRejected,
+		"the API server refused updating Deployment test-deploy (Forbidden): exceeded quota").foo
 	tests := []struct {
 		name   string
 		cached *samplev1.Foo
@@ -772,6 +779,12 @@ func TestSyncFooRecreateOnlyForAFooThatStillExists(t *testing.T) {
 		{"reported Foo still there (its Deployment deleted by hand): re-created", reported,
 			func(foo *samplev1.Foo) *samplev1.Foo { return foo },
 			[]string{"create deployments", "get foos", "update foos/status"}, false},
+		{"Foo whose last create was refused: created again without an extra request", createRefused,
+			func(foo *samplev1.Foo) *samplev1.Foo { return foo },
+			[]string{"create deployments", "update foos/status"}, false},
+		{"Foo whose last update was refused, its Deployment gone since: asked about first", updateRefused,
+			func(*samplev1.Foo) *samplev1.Foo { return nil },
+			[]string{"get foos"}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

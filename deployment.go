@@ -155,12 +155,15 @@ func setManagedFields(updated, desired *appsv1.Deployment) {
 // the create (reported on the Foo, and the error returned for a retry with backoff).
 func (c *Controller) createDeployment(ctx context.Context, foo *samplev1.Foo) (*appsv1.Deployment, error) {
 	logger := klog.FromContext(ctx)
-	if foo.Status.ObservedGeneration > 0 {
+	if foo.Status.ObservedGeneration > 0 && !createWasRefused(foo) {
 		// We reported on this Foo before, so its Deployment may have existed and been deleted:
 		// perhaps by the garbage collector, right after the Foo itself. The two watches keep no
 		// order between them, so the cache can still hold a Foo the API server has deleted.
 		// Re-creating would start pods the collector then deletes; ask the API server first. (A
-		// new Foo has no status yet: its first create costs no extra request.)
+		// new Foo has no status yet, and one whose status says our create was refused has had
+		// no Deployment of ours since: their creates cost no extra request. The latter also
+		// keeps the report steady when RBAC lacks both `create` and `get`: the retry is refused
+		// for the same reason, not for the check's.)
 		exists, err := c.fooStillExists(ctx, foo)
 		if isRejection(err) {
 			// Missing RBAC (`get` on foos): say so on the Foo, which still claims its Deployment.

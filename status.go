@@ -96,7 +96,7 @@ func isRejection(err error) bool {
 // write comes back as an update event that requeues the key past the backoff, so a refusal worded
 // differently each time (a request ID in it) would otherwise loop at full QPS.
 func (c *Controller) reportRejection(ctx context.Context, foo *samplev1.Foo, deployment *appsv1.Deployment, verb string, err error) error {
-	kind := fmt.Sprintf("the API server refused %s Deployment %s (%s): ", verb, foo.Spec.Deployment.Name, apierrors.ReasonForError(err))
+	kind := rejectionPrefix(verb, foo.Spec.Deployment.Name) + string(apierrors.ReasonForError(err)) + "): "
 	msg := kind + err.Error()
 	if prev := meta.FindStatusCondition(foo.Status.Conditions, samplev1.ConditionReady); prev != nil &&
 		prev.Reason == samplev1.ReasonDeploymentRejected && prev.ObservedGeneration == foo.Generation &&
@@ -106,6 +106,21 @@ func (c *Controller) reportRejection(ctx context.Context, foo *samplev1.Foo, dep
 	cond := newReadyCondition(foo, metav1.ConditionFalse, samplev1.ReasonDeploymentRejected, msg)
 	return errors.Join(fmt.Errorf("%s Deployment %s/%s: %w", verb, foo.Namespace, foo.Spec.Deployment.Name, err),
 		c.updateFooStatus(ctx, foo, deployment, cond))
+}
+
+// rejectionPrefix is how reportRejection's message begins for a request (verb) on the named
+// Deployment; the refusal's reason follows it.
+func rejectionPrefix(verb, deploymentName string) string {
+	return "the API server refused " + verb + " Deployment " + deploymentName + " ("
+}
+
+// createWasRefused tells whether the Foo's status reports that the API server refused our create
+// of its Deployment: no Deployment of ours has existed since (any event of one would have brought
+// the Foo back and the status would now say so).
+func createWasRefused(foo *samplev1.Foo) bool {
+	ready := meta.FindStatusCondition(foo.Status.Conditions, samplev1.ConditionReady)
+	return ready != nil && ready.Reason == samplev1.ReasonDeploymentRejected &&
+		strings.HasPrefix(ready.Message, rejectionPrefix("creating", foo.Spec.Deployment.Name))
 }
 
 // maxConditionMessage bounds a condition's message, in bytes: the schema allows 32768

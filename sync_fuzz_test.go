@@ -1030,6 +1030,7 @@ func FuzzSyncFoo(f *testing.F) {
 		{"test", "test-deploy", 9, syncShape{fault: faultStatusInternal}, nil},
 		{"test", "test-deploy", 9, syncShape{fault: faultNamespaceTerminates}, nil},
 		{"test", "test-deploy", 9, syncShape{fault: faultDeploymentForbidden, fooStatus: fooStatusConverged}, nil},
+		{"test", "test-deploy", 9, syncShape{fault: faultDeploymentForbidden}, nil},
 	}
 	for _, s := range seeds {
 		f.Add(s.fooName, s.deploymentName, s.replicas, s.shape.pack(), s.edits)
