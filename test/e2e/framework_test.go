@@ -211,7 +211,9 @@ func startProcess(t *testing.T, cmd *exec.Cmd) *controllerProcess {
 	t.Cleanup(func() {
 		p.stop()
 		if t.Failed() {
-			t.Logf("controller log (%s), last 40 lines:\n%s", p.LogPath(), p.LogTail(40))
+			// Short: CI keeps only the end of a failed run's output, and the test's own error
+			// lines above this must stay in it. The whole log stays at the path.
+			t.Logf("controller log (%s), last 12 lines:\n%s", p.LogPath(), p.LogTail(12))
 		} else {
 			os.Remove(p.LogPath())
 		}
