@@ -115,8 +115,8 @@ func rejectionPrefix(verb, deploymentName string) string {
 }
 
 // createWasRefused tells whether the Foo's status reports that the API server refused our create
-// of its Deployment: no Deployment of ours has existed since (any event of one would have brought
-// the Foo back and the status would now say so).
+// of its Deployment: then no Deployment of ours has existed since, or the sync its event brought
+// would have reported on it instead.
 func createWasRefused(foo *samplev1.Foo) bool {
 	ready := meta.FindStatusCondition(foo.Status.Conditions, samplev1.ConditionReady)
 	return ready != nil && ready.Reason == samplev1.ReasonDeploymentRejected &&
