@@ -127,16 +127,22 @@ func createWasRefused(foo *samplev1.Foo) bool {
 // characters, and a few KiB say all a reader needs.
 const maxConditionMessage = 4096
 
-// truncate cuts s to at most max bytes without splitting a UTF-8 character.
-func truncate(s string, max int) string {
-	if len(s) <= max {
+// truncate cuts s to at most limit bytes, "..." included, without splitting a UTF-8 character.
+// What it returns is within the bound, so cutting it again changes nothing: the next sync's
+// message equals the one written, and no status write follows.
+func truncate(s string, limit int) string {
+	const ellipsis = "..."
+	if len(s) <= limit {
 		return s
 	}
-	cut := max
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
+	cut := max(limit-len(ellipsis), 0)
+	// Back to the start of the character the cut falls in. No character is longer than
+	// utf8.UTFMax bytes, so going further back would only eat invalid UTF-8 (bytes quoted from
+	// another component), which has no character to keep whole.
+	for back := 1; back < utf8.UTFMax && cut > 0 && !utf8.RuneStart(s[cut]); back++ {
 		cut--
 	}
-	return s[:cut] + "..."
+	return s[:cut] + ellipsis
 }
 
 // updateFooStatus computes the Foo's new status from what we observed and writes it through
