@@ -161,9 +161,9 @@ func (c *Controller) createDeployment(ctx context.Context, foo *samplev1.Foo) (*
 		// order between them, so the cache can still hold a Foo the API server has deleted.
 		// Re-creating would start pods the collector then deletes; ask the API server first. (A
 		// new Foo has no status yet, and one whose status says our create was refused has had
-		// no Deployment of ours since: their creates cost no extra request. The latter also
-		// keeps the report steady when RBAC lacks both `create` and `get`: the retry is refused
-		// for the same reason, not for the check's.)
+		// no Deployment of ours since, as far as its status knows: their creates cost no extra
+		// request. The latter also keeps the report steady when RBAC lacks both `create` and
+		// `get`: the retry is refused for the same reason, not for the check's.)
 		exists, err := c.fooStillExists(ctx, foo)
 		if isRejection(err) {
 			// Missing RBAC (`get` on foos): say so on the Foo, which still claims its Deployment.

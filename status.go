@@ -24,15 +24,15 @@ import (
 )
 
 // newReadyCondition builds the Ready condition for this generation of the Foo. The message is
-// cut to maxConditionMessage: it may quote other components (a webhook's denial in a
-// Deployment's ReplicaFailure, the API server's refusal), and a message over the schema's limit
-// would make every status write fail.
+// made valid UTF-8 (validUTF8) and cut to maxConditionMessage: it may quote other components (a
+// webhook's denial in a Deployment's ReplicaFailure, the API server's refusal), and a message
+// over the schema's limit would make every status write fail.
 func newReadyCondition(foo *samplev1.Foo, status metav1.ConditionStatus, reason, message string) metav1.Condition {
 	return metav1.Condition{
 		Type:               samplev1.ConditionReady,
 		Status:             status,
 		Reason:             reason,
-		Message:            truncate(message, maxConditionMessage),
+		Message:            truncate(validUTF8(message), maxConditionMessage),
 		ObservedGeneration: foo.Generation,
 	}
 }
@@ -115,19 +115,34 @@ func rejectionPrefix(verb, deploymentName string) string {
 }
 
 // createWasRefused tells whether the Foo's status reports that the API server refused our create
-// of its Deployment: then no Deployment of ours has existed since, or the sync its event brought
-// would have reported on it instead.
+// of its Deployment. Then, as for a new Foo, no Deployment of ours has existed since, unless a
+// later create succeeded and the report of it never landed (the Foo deleted meanwhile, a
+// conflict, a restart): the same window a new Foo's first create has.
 func createWasRefused(foo *samplev1.Foo) bool {
 	ready := meta.FindStatusCondition(foo.Status.Conditions, samplev1.ConditionReady)
 	return ready != nil && ready.Reason == samplev1.ReasonDeploymentRejected &&
 		strings.HasPrefix(ready.Message, rejectionPrefix("creating", foo.Spec.Deployment.Name))
 }
 
+// validUTF8 replaces each byte of s that is not part of valid UTF-8 with U+FFFD, as the JSON
+// encoding of the status write does: the message compared on the next sync is then the one the
+// API server stored. (A Deployment arrives as protobuf, which passes any bytes through, and its
+// conditions quote whatever a webhook answered.)
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	// Ranging over a string yields utf8.RuneError for each invalid byte, which strings.Map
+	// writes out as U+FFFD.
+	return strings.Map(func(r rune) rune { return r }, s)
+}
+
 // maxConditionMessage bounds a condition's message, in bytes: the schema allows 32768
 // characters, and a few KiB say all a reader needs.
 const maxConditionMessage = 4096
 
-// truncate cuts s to at most limit bytes, "..." included, without splitting a UTF-8 character.
+// truncate cuts s to at most limit bytes, "..." included, without splitting a UTF-8 character
+// (limit leaves room for the "...": maxConditionMessage does).
 // What it returns is within the bound, so cutting it again changes nothing: the next sync's
 // message equals the one written, and no status write follows.
 func truncate(s string, limit int) string {

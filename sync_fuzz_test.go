@@ -26,6 +26,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -677,7 +678,16 @@ func (s *apiServer) updateFoo(a core.Action) (bool, runtime.Object, error) {
 	if errs := validateFooStatus(&in.Status); len(errs) > 0 {
 		return s.refuseInvalid(apierrors.NewInvalid(fooGroupVersionKind.GroupKind(), in.Name, errs))
 	}
-	stored.Status = *in.Status.DeepCopy()
+	// The status as a real API server stores it: the request is JSON (a custom resource has no
+	// protobuf), so invalid UTF-8 arrives as U+FFFD and times in whole seconds.
+	body, err := json.Marshal(in.Status)
+	if err != nil {
+		return s.refuse(err)
+	}
+	stored.Status = samplev1.FooStatus{}
+	if err := json.Unmarshal(body, &stored.Status); err != nil {
+		return s.refuse(err)
+	}
 	stored.ResourceVersion = s.nextResourceVersion()
 	if err := s.f.client.Tracker().Update(foosResource, stored, a.GetNamespace()); err != nil {
 		return s.refuse(err)
@@ -992,6 +1002,7 @@ func FuzzSyncFoo(f *testing.F) {
 		{"test", strings.Repeat("d", 254), 1, syncShape{}, nil},
 		{"fóó", "fóó-deploy", 1, syncShape{}, nil},
 		{"fóó", "deploy", 1, syncShape{deployment: exists}, nil},
+		{"test", "d\xff\xad", 1, syncShape{deployment: exists, owner: ownerNone}, nil}, // invalid UTF-8 quoted in the status
 		{"test", "", 1, syncShape{deployment: exists}, nil},
 		{"", "deploy", 1, syncShape{}, nil},
 		{"test", "Not_A_Name", 1, syncShape{fooStatus: fooStatusRejected}, nil},
