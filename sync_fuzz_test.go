@@ -1002,7 +1002,7 @@ func FuzzSyncFoo(f *testing.F) {
 		{"test", strings.Repeat("d", 254), 1, syncShape{}, nil},
 		{"fóó", "fóó-deploy", 1, syncShape{}, nil},
 		{"fóó", "deploy", 1, syncShape{deployment: exists}, nil},
-		{"test", "d\xff\xad", 1, syncShape{deployment: exists, owner: ownerNone}, nil}, // invalid UTF-8 quoted in the status
+		{"test", "d\xff\xad", 1, syncShape{deployment: exists, owner: ownerNone}, nil}, // a name of invalid UTF-8: InvalidSpec, quoted escaped
 		{"test", "", 1, syncShape{deployment: exists}, nil},
 		{"", "deploy", 1, syncShape{}, nil},
 		{"test", "Not_A_Name", 1, syncShape{fooStatus: fooStatusRejected}, nil},
